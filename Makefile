@@ -1,0 +1,39 @@
+# Every target sets up what it needs: `.venv` is created and filled on first use, and
+# re-installed only when pyproject.toml changes (the stamp file).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint unit integration e2e bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[embedded,dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/engage demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check streams tests
+	$(BIN)/ruff format --check streams tests
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -m "unit or integration or e2e" $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
+
+e2e: $(STAMP)
+	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m streams.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""engagement-streams: which followers are actually engaged, as it happens."""

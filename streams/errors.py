@@ -1,0 +1,96 @@
+"""Every error the project raises on purpose, as one tree.
+
+::
+
+    EngageError
+    ├── ConfigError              bad setting; the CLI prints it and exits 2
+    ├── InvalidEvent             poison: the input can never be processed → dead-letter topic with reason
+    │   ├── SchemaViolation      a field is missing, of the wrong type or out of range
+    │   └── MalformedPayload     not JSON / not an object / an unmappable platform payload
+    ├── LateEvent                poison: older than the watermark minus the allowed lateness → DLQ "late"
+    ├── WebhookRejected          the HTTP caller gets a 4xx (status carried on the exception)
+    ├── RetryableError           transient: back off and try the same thing again
+    │   ├── BrokerUnavailable    Kafka did not acknowledge in time (ingest answers 503)
+    │   └── SinkUnavailable      ClickHouse unreachable or pushing back (too many parts)
+    └── FatalSinkError           ClickHouse rejected the write for good (schema mismatch): stop the worker
+
+*Poison* and *retryable* never share a branch: a retry loop catches :class:`RetryableError` only,
+and a dead-letter router catches :class:`InvalidEvent` / :class:`LateEvent` only.
+"""
+
+from __future__ import annotations
+
+
+class EngageError(Exception):
+    """Base of every error raised on purpose by engagement-streams."""
+
+
+class ConfigError(EngageError):
+    """Raised while reading settings. The CLI prints the message and exits with status 2."""
+
+
+class InvalidEvent(EngageError):
+    """Raised by decoders for input that can never be processed.
+
+    ``reason`` is a short machine-readable code (it becomes the DLQ ``reason`` and a metric label);
+    ``field`` names the offending field when there is one. The caller routes the original bytes
+    to the dead-letter topic; it never retries.
+    """
+
+    reason = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+    @property
+    def detail(self) -> str:
+        return str(self)
+
+
+class SchemaViolation(InvalidEvent):
+    """A canonical event breaks ``schemas/events/interaction.v1.json``; ``field`` says where."""
+
+    reason = "schema"
+
+
+class MalformedPayload(InvalidEvent):
+    """Bytes that are not a JSON object, or a platform payload no adapter can map."""
+
+    reason = "malformed"
+
+
+class LateEvent(EngageError):
+    """Raised (or reported) by the engagement core for an event older than watermark − lateness.
+
+    Not retryable: the caller counts it and routes it to the DLQ with reason ``late``.
+    """
+
+    reason = "late"
+
+
+class WebhookRejected(EngageError):
+    """Raised inside the ingest service; the handler answers with ``status`` and the message.
+
+    The message must never contain a secret or a detail that helps forge a signature.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RetryableError(EngageError):
+    """A transient failure: the caller keeps the work, backs off with jitter and tries again."""
+
+
+class BrokerUnavailable(RetryableError):
+    """Kafka did not acknowledge within the deadline. Ingest answers 503 with Retry-After."""
+
+
+class SinkUnavailable(RetryableError):
+    """ClickHouse is unreachable or pushing back. The worker pauses consumption and retries."""
+
+
+class FatalSinkError(EngageError):
+    """ClickHouse rejected a write in a way retrying cannot fix. The worker stops with this message."""

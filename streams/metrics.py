@@ -1,0 +1,155 @@
+"""Every Prometheus metric of the project, declared once, with its type, unit and meaning.
+
+Components receive a :class:`Metrics` (built on an injected ``CollectorRegistry``; tests pass a
+fresh one) and never create metrics of their own. Labels are bounded sets: topic, event type,
+platform, reason, outcome, table, kind, state, partition. Never an account or a follower id —
+per-account signals go to ClickHouse and the ``engagement.alerts`` topic instead.
+
+Durations are in seconds (Prometheus base units), so histogram buckets read as seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Buckets in seconds. Flushes and webhooks are milliseconds to seconds; event lag spans
+# sub-second (live) to hours (replays, lateness), hence its long tail.
+_FLUSH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_WEBHOOK_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0)
+
+# The name prefix of every metric; alert rules and dashboards refer to these full names.
+NS = "engage"
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """All metrics, registered on one registry per process."""
+
+    registry: CollectorRegistry
+    # --- worker: input -------------------------------------------------------------------------
+    events_consumed: Counter  # labels: type
+    events_rejected: Counter  # labels: reason (schema|malformed|late); each also went to the DLQ
+    events_deduplicated: Counter  # redeliveries with an event_id already seen within the dedup horizon
+    dlq_messages: Counter  # labels: reason — messages produced to interactions.dlq
+    event_lag: Histogram  # seconds from event time (occurred_at) to processed
+    consumer_lag: Gauge  # labels: topic, partition — messages behind the high-water mark
+    watermark: Gauge  # labels: partition — event-time watermark, unix seconds
+    # --- worker: engagement ------------------------------------------------------------------
+    transitions: Counter  # labels: kind (engaged|lapsed)
+    substantive_interactions: Counter  # substantive comments/shares processed (rate for boards/alerts)
+    engaged_followers: Gauge  # (account, actor) pairs engaged now on this worker's partitions
+    tracked_pairs: Gauge  # pairs with state held by this worker
+    changelog_writes: Counter  # table updates written to changelogs (after per-interval merging)
+    # --- worker: sink --------------------------------------------------------------------------
+    rows_written: Counter  # labels: table
+    batches_written: Counter  # labels: table
+    insert_retries: Counter  # labels: table — retryable failures that were retried
+    insert_failures: Counter  # labels: table, kind (retryable|fatal)
+    sink_paused: Gauge  # 1 while consumption is paused because the sink cannot write
+    flush_latency: Histogram  # labels: table — seconds per successful batch insert
+    commits: Counter  # offset commits after a successful flush
+    # --- drop detection ------------------------------------------------------------------------
+    drop_alerts: Counter  # labels: state (opened|resolved), kind (drop|silence)
+    open_drop_alerts: Gauge  # accounts with an open engagement-drop alert
+    # --- ingest --------------------------------------------------------------------------------
+    webhook_requests: Counter  # labels: platform, status (HTTP status code)
+    webhook_latency: Histogram  # labels: platform — seconds from request read to response
+    webhook_events: Counter  # labels: platform, outcome (accepted|dlq|ignored)
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
+        reg = registry if registry is not None else CollectorRegistry()
+
+        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+            return Counter(f"{NS}_{name}", doc, labels, registry=reg)
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(f"{NS}_{name}", doc, labels, registry=reg)
+
+        def histogram(
+            name: str, doc: str, buckets: tuple[float, ...], labels: tuple[str, ...] = ()
+        ) -> Histogram:
+            return Histogram(f"{NS}_{name}", doc, labels, registry=reg, buckets=buckets)
+
+        return cls(
+            registry=reg,
+            events_consumed=counter(
+                "events_consumed_total", "Canonical events consumed, by type.", ("type",)
+            ),
+            events_rejected=counter(
+                "events_rejected_total", "Events sent to the dead-letter topic, by reason.", ("reason",)
+            ),
+            events_deduplicated=counter(
+                "events_deduplicated_total", "Redelivered events dropped because their event_id was seen."
+            ),
+            dlq_messages=counter("dlq_messages_total", "Messages produced to interactions.dlq.", ("reason",)),
+            event_lag=histogram(
+                "event_lag_seconds", "Seconds from an event's occurred_at to its processing.", _LAG_BUCKETS
+            ),
+            consumer_lag=gauge(
+                "consumer_lag_messages",
+                "Messages between the committed position and the high-water mark.",
+                ("topic", "partition"),
+            ),
+            watermark=gauge(
+                "watermark_seconds", "Event-time watermark of a partition, unix seconds.", ("partition",)
+            ),
+            transitions=counter(
+                "transitions_total", "Engaged/lapsed transitions emitted to engagement.flags.", ("kind",)
+            ),
+            substantive_interactions=counter(
+                "substantive_interactions_total", "Substantive comments and shares processed."
+            ),
+            engaged_followers=gauge(
+                "engaged_followers", "Engaged (account, follower) pairs on this worker's partitions."
+            ),
+            tracked_pairs=gauge("tracked_pairs", "(account, follower) pairs whose state this worker holds."),
+            changelog_writes=counter("changelog_writes_total", "Table updates written to changelog topics."),
+            rows_written=counter("sink_rows_written_total", "Rows written to ClickHouse.", ("table",)),
+            batches_written=counter(
+                "sink_batches_written_total", "Batches inserted into ClickHouse.", ("table",)
+            ),
+            insert_retries=counter(
+                "sink_insert_retries_total", "ClickHouse inserts retried after a retryable error.", ("table",)
+            ),
+            insert_failures=counter(
+                "sink_insert_failures_total", "Failed ClickHouse inserts, by kind.", ("table", "kind")
+            ),
+            sink_paused=gauge(
+                "sink_paused", "1 while consumption is paused because ClickHouse cannot be written."
+            ),
+            flush_latency=histogram(
+                "sink_flush_duration_seconds",
+                "Seconds per successful batch insert.",
+                _FLUSH_BUCKETS,
+                ("table",),
+            ),
+            commits=counter("offset_commits_total", "Offset commits made after a successful flush."),
+            drop_alerts=counter(
+                "drop_alerts_total",
+                "Per-account engagement-drop alerts, by state and kind.",
+                ("state", "kind"),
+            ),
+            open_drop_alerts=gauge("drop_alerts_open", "Accounts with an open engagement-drop alert."),
+            webhook_requests=counter(
+                "webhook_requests_total",
+                "Webhook HTTP requests, by platform and status.",
+                ("platform", "status"),
+            ),
+            webhook_latency=histogram(
+                "webhook_request_duration_seconds",
+                "Seconds to answer a webhook.",
+                _WEBHOOK_BUCKETS,
+                ("platform",),
+            ),
+            webhook_events=counter(
+                "webhook_events_total", "Canonical events from webhooks, by outcome.", ("platform", "outcome")
+            ),
+        )
+
+    def names(self) -> set[str]:
+        """Every metric family name (counters without ``_total``, as the registry reports them)."""
+        return {family.name for family in self.registry.collect()}

@@ -1,0 +1,74 @@
+"""``engage worker``: consume the interaction topics, keep engagement state, flag, aggregate, sink."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from streams import runtime
+from streams.errors import ConfigError
+from streams.metrics import Metrics
+from streams.settings import Settings
+from streams.sinks.base import MemorySink, Sink
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("worker", help="run a stream worker (join the consumer group)")
+    parser.add_argument(
+        "--embedded",
+        action="store_true",
+        help="start an embedded broker when KAFKA_BOOTSTRAP_SERVERS is empty",
+    )
+    parser.add_argument(
+        "--sink",
+        choices=("clickhouse", "memory"),
+        default="clickhouse",
+        help="memory: keep aggregates in process (benchmarks, tests)",
+    )
+    parser.add_argument("--loglevel", default="warn", choices=("crit", "error", "warn", "info", "debug"))
+    parser.set_defaults(func=run)
+
+
+def create_sink(settings: Settings, metrics: Metrics, kind: str = "clickhouse") -> Sink:
+    if kind == "memory":
+        return MemorySink()
+    from streams.sinks.clickhouse import ClickHouseSink
+
+    sink: Sink = ClickHouseSink.from_settings(settings, metrics)
+    return sink
+
+
+@contextlib.contextmanager
+def _bootstrap(settings: Settings, embedded: bool) -> Iterator[str]:
+    if settings.embedded_kafka and not embedded:
+        raise ConfigError("set KAFKA_BOOTSTRAP_SERVERS, or pass --embedded to start a broker for this worker")
+    with runtime.kafka(settings) as bootstrap:
+        if settings.embedded_kafka:
+            print(f"embedded Kafka on {bootstrap}", flush=True)
+        yield bootstrap
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from faust.worker import Worker
+
+    from streams.worker.app import WorkerRuntime, create_app
+
+    registry = CollectorRegistry()
+    metrics = Metrics.create(registry)
+    sink = create_sink(settings, metrics, args.sink)
+    with _bootstrap(settings, args.embedded) as bootstrap:
+        runtime.create_topics(settings, bootstrap)
+        state = WorkerRuntime(settings, metrics, sink)
+        app = create_app(settings, bootstrap, state)
+        if settings.worker_metrics_port >= 0:
+            server, _ = start_http_server(settings.worker_metrics_port, "0.0.0.0", registry=registry)
+            print(f"worker metrics on http://127.0.0.1:{server.server_port}/metrics", flush=True)
+        Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
+    return 0

@@ -1,0 +1,1 @@
+"""The stream worker: Faust wiring (``app``) around per-partition runners (``runner``)."""

@@ -1,0 +1,259 @@
+"""One stream partition's processing: decode → engagement core → outputs, and its flush protocol.
+
+No Faust here: the runner is fed ``(topic, offset, value, handle)`` tuples and flushes through the
+small ports below, so the whole commit protocol (see :mod:`streams.worker.meta`) runs in tests with
+in-process twins as well as under Faust.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from streams.engagement import PartitionEngine
+from streams.engagement.model import Outputs
+from streams.errors import SinkUnavailable
+from streams.events import Interaction, Rejected, iter_message
+from streams.metrics import Metrics
+from streams.producer import dlq_record
+from streams.sinks.base import Sink, SinkBatch
+from streams.worker.flags import transition_record
+from streams.worker.meta import PartitionMeta, batch_token, meta_key
+
+log = logging.getLogger(__name__)
+
+OK, DUPLICATE, LATE = "ok", "duplicate", "late"
+
+
+class OutputPort(Protocol):
+    """Where a flush sends its Kafka outputs; each call returns once Kafka acknowledged."""
+
+    async def send_flags(self, records: list[tuple[bytes, bytes]]) -> None: ...
+
+    async def send_dlq(self, records: list[bytes]) -> None: ...
+
+    async def sync_state(self) -> None:
+        """Wait until every state-table write so far is durable in its changelog."""
+        ...
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter (AWS architecture blog's 'full jitter')."""
+
+    base_s: float = 0.1
+    max_s: float = 30.0
+    attempt: int = 0
+    rand: Callable[[], float] = random.random
+
+    def next_delay(self) -> float:
+        delay: float = min(self.max_s, self.base_s * 2**self.attempt) * self.rand()
+        self.attempt += 1
+        return delay
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+@dataclass
+class PartitionRunner:
+    partition: int
+    partitions: int
+    engine: PartitionEngine
+    meta: PartitionMeta
+    group: str
+    metrics: Metrics
+    position: dict[str, int] = field(default_factory=dict)
+    handles: list[Any] = field(default_factory=list)
+    dlq: list[bytes] = field(default_factory=list)
+    holdback: list[tuple[str, int, bytes, Any]] = field(default_factory=list)
+    replay_target: dict[str, int] | None = None
+
+    @classmethod
+    def recover(
+        cls,
+        partition: int,
+        partitions: int,
+        engine: PartitionEngine,
+        table: MutableMapping[str, bytes],
+        group: str,
+        metrics: Metrics,
+    ) -> PartitionRunner:
+        """Resume from the progress record found in the (recovered) state table."""
+        meta = PartitionMeta.decode(table.get(meta_key(partition, partitions)))
+        runner = cls(partition, partitions, engine, meta, group, metrics)
+        if meta.pending is not None and meta.pending_seq is not None:
+            runner.replay_target = dict(meta.pending)
+            engine.flush_seq = meta.pending_seq
+            log.warning(
+                "partition %d: re-forming interrupted flush k=%d %s",
+                partition,
+                meta.pending_seq,
+                meta.pending,
+            )
+        else:
+            engine.flush_seq = meta.flush_seq
+        return runner
+
+    # --- processing -------------------------------------------------------------------------------
+
+    def feed(self, topic: str, offset: int, value: bytes, handle: Any) -> None:
+        target = self.replay_target
+        if target is not None and offset > target.get(topic, -1):
+            self.holdback.append((topic, offset, value, handle))
+            return
+        self.handles.append(handle)
+        self.position[topic] = offset
+        if offset <= self.meta.flushed.get(topic, -1):
+            return  # already in the table and the sink: a replay of a flushed interval
+        process = self.engine.process
+        consumed = self.metrics.events_consumed
+        for item in iter_message(value):
+            if isinstance(item, Interaction):
+                outcome = process(item)
+                if outcome is OK or outcome == OK:
+                    consumed.labels(item.type).inc()
+                elif outcome == DUPLICATE:
+                    self.metrics.events_deduplicated.inc()
+                else:
+                    self._dead_letter(
+                        LATE,
+                        f"occurred_at {item.occurred_at_ms} is older than the watermark "
+                        f"{self.engine.watermark_ms} minus the allowed lateness",
+                        item.to_json(),
+                        topic,
+                        offset,
+                    )
+            else:
+                self._dead_letter(item.error.reason, str(item.error), item.raw, topic, offset, item)
+
+    def _dead_letter(
+        self, reason: str, detail: str, raw: bytes, topic: str, offset: int, rejected: Rejected | None = None
+    ) -> None:
+        source = {"topic": topic, "partition": self.partition, "offset": offset}
+        if rejected is not None and rejected.error.field:
+            source["field"] = rejected.error.field
+        self.dlq.append(dlq_record(reason, detail, raw, source))
+        self.metrics.events_rejected.labels(reason).inc()
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.handles)
+
+    @property
+    def replay_ready(self) -> bool:
+        target = self.replay_target
+        return target is not None and all(self.position.get(t, -1) >= off for t, off in target.items())
+
+    @property
+    def may_flush(self) -> bool:
+        return self.has_work and (self.replay_target is None or self.replay_ready)
+
+    # --- flushing ---------------------------------------------------------------------------------
+
+    async def flush(
+        self,
+        table: MutableMapping[str, bytes],
+        out: OutputPort,
+        sink: Sink,
+        backoff: Backoff,
+        on_paused: Callable[[bool], None] = lambda paused: None,
+    ) -> list[Any]:
+        """Run the five steps of :mod:`streams.worker.meta`; return the message handles to acknowledge."""
+        key = meta_key(self.partition, self.partitions)
+        meta = self.meta
+        seq = self.engine.flush_seq
+        if self.replay_target is not None:
+            end = dict(self.replay_target)
+            token = meta.pending_token or batch_token(meta, self.group, self.partition, seq, end)
+        else:
+            end = {**meta.flushed, **self.position}
+            token = batch_token(meta, self.group, self.partition, seq, end)
+        outputs: Outputs = self.engine.drain()
+        # 0. intent
+        meta.pending, meta.pending_seq, meta.pending_token = end, seq, token
+        table[key] = meta.encode()
+        await out.sync_state()
+        # 1. sink, retried with backoff while ClickHouse cannot take it (consumption waits meanwhile)
+        batch = SinkBatch(
+            token,
+            outputs.transitions,
+            outputs.account_minutes,
+            outputs.post_minutes,
+            outputs.scores,
+            outputs.alerts,
+        )
+        await _write_with_retry(sink, batch, backoff, self.metrics, on_paused)
+        # 2. flags and dead letters
+        if outputs.transitions:
+            await out.send_flags([transition_record(t) for t in outputs.transitions])
+            for transition in outputs.transitions:
+                self.metrics.transitions.labels(transition.kind).inc()
+        if self.dlq:
+            await out.send_dlq(self.dlq)
+            for record in self.dlq:
+                self.metrics.dlq_messages.labels(_reason_of(record)).inc()
+            self.dlq = []
+        # 3. state, then progress
+        changed = self.engine.dirty()
+        for actor, state in changed.items():
+            if state is None:
+                table.pop(actor, None)
+            else:
+                table[actor] = state
+        self.metrics.changelog_writes.inc(len(changed) + 2)
+        meta.flushed = end
+        meta.pending = meta.pending_seq = meta.pending_token = None
+        meta.flush_seq = self.engine.flush_seq
+        meta.watermark_ms = self.engine.watermark_ms
+        table[key] = meta.encode()
+        await out.sync_state()
+        # 4. hand back what may be acknowledged now
+        handles, self.handles = self.handles, []
+        if self.replay_target is not None:
+            self.replay_target = None
+            held, self.holdback = self.holdback, []
+            for topic, offset, value, handle in held:
+                self.feed(topic, offset, value, handle)
+        if self.engine.watermark_ms is not None:
+            self.metrics.watermark.labels(str(self.partition)).set(self.engine.watermark_ms / 1000)
+        return handles
+
+
+def _reason_of(record: bytes) -> str:
+    import orjson
+
+    reason: str = orjson.loads(record).get("reason", "unknown")
+    return reason
+
+
+async def _write_with_retry(
+    sink: Sink, batch: SinkBatch, backoff: Backoff, metrics: Metrics, on_paused: Callable[[bool], None]
+) -> None:
+    paused = False
+    try:
+        while True:
+            started = time.perf_counter()
+            try:
+                await asyncio.to_thread(sink.write, batch)
+                metrics.flush_latency.labels("batch").observe(time.perf_counter() - started)
+                backoff.reset()
+                return
+            except SinkUnavailable as exc:
+                delay = backoff.next_delay()
+                metrics.insert_retries.labels("batch").inc()
+                if not paused:
+                    paused = True
+                    metrics.sink_paused.set(1)
+                    on_paused(True)
+                log.warning("sink unavailable (%s); consumption paused, retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+    finally:
+        if paused:
+            metrics.sink_paused.set(0)
+            on_paused(False)

@@ -1,0 +1,55 @@
+"""The state table seen from one stream partition.
+
+The Faust table holds every actor of every partition this worker owns, keyed by ``actor_id`` bytes
+(the changelog partition of a key is its murmur2 partition, the same as its events' partition).
+:class:`PartitionView` gives the engagement core a ``MutableMapping[str, bytes]`` of just its
+partition's actors, so the core never knows about Faust or bytes keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+
+from streams.partitioning import partition_for
+from streams.worker.meta import META_PREFIX
+
+
+class PartitionView(MutableMapping[str, bytes]):
+    def __init__(self, table: MutableMapping[bytes, bytes], partition: int, partitions: int) -> None:
+        self._table = table
+        self._partition = partition
+        self._partitions = partitions
+
+    def __getitem__(self, key: str) -> bytes:
+        return self._table[key.encode()]
+
+    def get(self, key: str, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+        value = self._table.get(key.encode())
+        return default if value is None else value
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self._table[key.encode()] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._table[key.encode()]
+
+    def pop(self, key: str, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+        encoded = key.encode()
+        if encoded in self._table:
+            value = self._table[encoded]
+            del self._table[encoded]
+            return value
+        return default
+
+    def __iter__(self) -> Iterator[str]:
+        meta = META_PREFIX.encode()
+        for key in list(self._table.keys()):
+            raw = key if isinstance(key, bytes) else str(key).encode()
+            if not raw.startswith(meta) and partition_for(raw, self._partitions) == self._partition:
+                yield raw.decode()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.encode() in self._table

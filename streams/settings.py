@@ -190,6 +190,11 @@ class Topics:
         return self._name("interactions.dlq")
 
     @property
+    def account_hours(self) -> str:
+        """Internal: per-account hourly partials keyed by account (drop detection, stage 2)."""
+        return self._name("engagement.account-hours")
+
+    @property
     def interactions(self) -> tuple[str, str, str, str]:
         return (self.like, self.comment, self.share, self.follow)
 
@@ -201,7 +206,7 @@ class Topics:
 
     @property
     def all(self) -> tuple[str, ...]:
-        return (*self.interactions, self.flags, self.alerts, self.dlq)
+        return (*self.interactions, self.flags, self.alerts, self.dlq, self.account_hours)
 
 
 @dataclass(frozen=True)

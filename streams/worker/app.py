@@ -37,10 +37,14 @@ TABLE_NAME = "engagement-state"
 class FaustOutputs:
     """:class:`~streams.worker.runner.OutputPort` over the Faust producer."""
 
-    def __init__(self, app: faust.App, flags_topic: str, dlq_topic: str) -> None:
+    def __init__(
+        self, app: faust.App, flags_topic: str, dlq_topic: str, hours_topic: str, partitions: int
+    ) -> None:
         self._app = app
         self._flags = flags_topic
         self._dlq = dlq_topic
+        self._hours = hours_topic
+        self._partitions = partitions
 
     async def _send_all(self, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
         producer = self._app.producer
@@ -52,6 +56,16 @@ class FaustOutputs:
 
     async def send_dlq(self, records: list[bytes]) -> None:
         await self._send_all(self._dlq, [(None, record) for record in records])
+
+    async def send_account_hours(self, records: list[tuple[bytes, bytes]], heartbeat: bytes | None) -> None:
+        producer = self._app.producer
+        futures = [await producer.send(self._hours, key, value, None, None, None) for key, value in records]
+        if heartbeat is not None:
+            futures += [
+                await producer.send(self._hours, None, heartbeat, p, None, None)
+                for p in range(self._partitions)
+            ]
+        await asyncio.gather(*futures)
 
     async def sync_state(self) -> None:
         await self._app.producer.flush()
@@ -148,7 +162,9 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
         TABLE_NAME, partitions=partitions, use_partitioner=True, key_type=bytes, value_type=bytes
     )
     runtime.table = table
-    runtime.outputs = FaustOutputs(app, settings.topics.flags, settings.topics.dlq)
+    runtime.outputs = FaustOutputs(
+        app, settings.topics.flags, settings.topics.dlq, settings.topics.account_hours, partitions
+    )
     interval = settings.commit_interval_ms / 1000
 
     @app.agent(source, name="engagement", concurrency=1)

@@ -22,6 +22,7 @@ from streams.events import Interaction, Rejected, iter_message
 from streams.metrics import Metrics
 from streams.producer import dlq_record
 from streams.sinks.base import Sink, SinkBatch
+from streams.worker.account_hours import account_hour_records
 from streams.worker.flags import transition_record
 from streams.worker.meta import PartitionMeta, batch_token, meta_key
 
@@ -36,6 +37,10 @@ class OutputPort(Protocol):
     async def send_flags(self, records: list[tuple[bytes, bytes]]) -> None: ...
 
     async def send_dlq(self, records: list[bytes]) -> None: ...
+
+    async def send_account_hours(self, records: list[tuple[bytes, bytes]], heartbeat: bytes | None) -> None:
+        """Per-account partials keyed by account; the heartbeat goes to every partition."""
+        ...
 
     async def sync_state(self) -> None:
         """Wait until every state-table write so far is durable in its changelog."""
@@ -68,6 +73,7 @@ class PartitionRunner:
     meta: PartitionMeta
     group: str
     metrics: Metrics
+    lateness_ms: int = 0
     position: dict[str, int] = field(default_factory=dict)
     handles: list[Any] = field(default_factory=list)
     dlq: list[bytes] = field(default_factory=list)
@@ -83,10 +89,11 @@ class PartitionRunner:
         table: MutableMapping[str, bytes],
         group: str,
         metrics: Metrics,
+        lateness_ms: int = 0,
     ) -> PartitionRunner:
         """Resume from the progress record found in the (recovered) state table."""
         meta = PartitionMeta.decode(table.get(meta_key(partition, partitions)))
-        runner = cls(partition, partitions, engine, meta, group, metrics)
+        runner = cls(partition, partitions, engine, meta, group, metrics, lateness_ms)
         if meta.pending is not None and meta.pending_seq is not None:
             runner.replay_target = dict(meta.pending)
             engine.flush_seq = meta.pending_seq
@@ -194,6 +201,16 @@ class PartitionRunner:
             await out.send_flags([transition_record(t) for t in outputs.transitions])
             for transition in outputs.transitions:
                 self.metrics.transitions.labels(transition.kind).inc()
+        records, heartbeat = account_hour_records(
+            outputs,
+            partition=self.partition,
+            epoch=meta.epoch,
+            seq=seq,
+            watermark_ms=self.engine.watermark_ms,
+            lateness_ms=self.lateness_ms,
+        )
+        if records or heartbeat:
+            await out.send_account_hours(records, heartbeat)
         if self.dlq:
             await out.send_dlq(self.dlq)
             for record in self.dlq:

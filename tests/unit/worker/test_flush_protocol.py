@@ -23,6 +23,7 @@ from streams.events import Interaction, encode_batch
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.sinks.base import MemorySink, SinkBatch
+from streams.worker.meta import is_meta_key
 from streams.worker.runner import Backoff, PartitionRunner
 from tests.scenarios import DAY, scenario, sentinels
 
@@ -56,8 +57,9 @@ class DurableTable(MutableMapping[str, bytes]):
         self.pending[key] = None
 
     def __iter__(self) -> Iterator[str]:
+        # Like PartitionView: the engine iterates actor states only, never the progress record.
         merged = {**self.durable, **self.pending}
-        return iter([k for k, v in merged.items() if v is not None])
+        return iter([k for k, v in merged.items() if v is not None and not is_meta_key(k)])
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -80,6 +82,7 @@ class Outputs:
         self.syncs = 0
         self.flags: list[bytes] = []
         self.dlq: list[bytes] = []
+        self.hours: list[bytes] = []
 
     async def send_flags(self, records: list[tuple[bytes, bytes]]) -> None:
         self.flags.extend(value for _, value in records)
@@ -88,6 +91,9 @@ class Outputs:
 
     async def send_dlq(self, records: list[bytes]) -> None:
         self.dlq.extend(records)
+
+    async def send_account_hours(self, records: list[tuple[bytes, bytes]], heartbeat: bytes | None) -> None:
+        self.hours.extend(value for _, value in records)
 
     async def sync_state(self) -> None:
         self.syncs += 1

@@ -246,7 +246,8 @@ def _account_id(platform: str, rank: int) -> str:
 
 
 class TrafficGenerator:
-    """Iterate to get events in arrival order; the stream is endless (use ``itertools.islice``)."""
+    """Iterate to get events in arrival order. The stream is endless (use ``itertools.islice`` or
+    :meth:`take`), and every iteration starts the same stream afresh."""
 
     def __init__(self, config: GeneratorConfig) -> None:
         config.validate()

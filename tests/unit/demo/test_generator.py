@@ -183,13 +183,13 @@ def test_without_imperfections_the_stream_is_ordered_and_unique() -> None:
 
 
 def test_daily_rhythm() -> None:
-    config = GeneratorConfig.bench(events_per_hour=2000.0)
-    per_hour = Counter((e.occurred_at_ms // HOUR_MS) % 24 for e in until_hour(config, 72))
+    config = GeneratorConfig.bench(events_per_hour=1000.0)
+    per_hour = Counter((e.occurred_at_ms // HOUR_MS) % 24 for e in until_hour(config, 48))
     assert per_hour[20] / per_hour[3] == pytest.approx(DAILY_RHYTHM[20] / DAILY_RHYTHM[3], rel=0.25)
-    flat = Counter((e.occurred_at_ms // HOUR_MS) % 24 for e in until_hour(replace(config, rhythm=0.0), 72))
+    flat = Counter((e.occurred_at_ms // HOUR_MS) % 24 for e in until_hour(replace(config, rhythm=0.0), 48))
     assert max(flat.values()) / min(flat.values()) < 1.3
     shifted = Counter(
-        (e.occurred_at_ms // HOUR_MS) % 24 for e in until_hour(replace(config, utc_offset_hours=-5), 72)
+        (e.occurred_at_ms // HOUR_MS) % 24 for e in until_hour(replace(config, utc_offset_hours=-5), 48)
     )
     assert shifted[(20 + 5) % 24] > shifted[20]  # evening peak five hours later in UTC
 

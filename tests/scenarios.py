@@ -31,11 +31,16 @@ def scenario(
                 kind = rng.choices(["comment", "share", "like", "follow", "unfollow"], [40, 15, 30, 10, 5])[0]
                 text = rng.choice(["great product, thanks", "wow", "🔥🔥", "Ça marche bien", "love it", None])
                 post = None if kind in ("follow", "unfollow") else f"p{rng.randrange(20)}"
-                events.append(Interaction(f"ev{n}", kind, "generic", f"acc{account}", f"actor{actor}", post,
-                                          text, t))
+                events.append(
+                    Interaction(f"ev{n}", kind, "generic", f"acc{account}", f"actor{actor}", post, text, t)
+                )
                 n += 1
                 # sessions of activity separated by breaks longer than a 1-day window (so pairs lapse)
-                t += rng.randrange(26 * HOUR, 60 * HOUR) if rng.random() < 0.15 else rng.randrange(60_000, 3 * HOUR)
+                t += (
+                    rng.randrange(26 * HOUR, 60 * HOUR)
+                    if rng.random() < 0.15
+                    else rng.randrange(60_000, 3 * HOUR)
+                )
     arrival = sorted(events, key=lambda e: e.occurred_at_ms + rng.randrange(lateness_ms // 2))
     out: list[Interaction] = []
     for event in arrival:

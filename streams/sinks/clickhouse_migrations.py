@@ -46,6 +46,12 @@ def quote_ident(name: str) -> str:
     return f"`{name}`"
 
 
+def _neutral_database(client: Any) -> str | None:
+    """What to switch back to after migrating: a chDB handle keeps its last USE even when the client's
+    database is set to None, and the migrated database may be dropped later, so it returns to ``default``."""
+    return "default" if type(client).__name__ == "ChdbClient" else None
+
+
 def split_statements(sql: str) -> list[str]:
     """Split a file into statements at ``;``, ignoring ``;`` inside quotes and comments."""
     statements: list[str] = []
@@ -244,8 +250,7 @@ class Migrator:
                 )
                 applied.append(migration)
         finally:
-            if previous:
-                self.client.database = previous
+            self.client.database = previous or _neutral_database(self.client)
         ttl_changes = self._reconcile_ttl() if self.ttl_days is not None else []
         return MigrateResult(applied, ttl_changes)
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import random
+import socket
+import uuid
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +22,7 @@ from streams.engagement.model import (
 )
 from streams.errors import FatalSinkError, SinkUnavailable
 from streams.metrics import Metrics
+from streams.settings import Settings
 from streams.sinks.base import SinkBatch
 from streams.sinks.clickhouse import ClickHouseSink
 from streams.sinks.rows import TABLE_NAMES
@@ -269,3 +273,31 @@ def test_a_missing_column_is_fatal(ch_client: Any, ch_database: str, q: Query, m
     q.command("ALTER TABLE DB.post_activity_1m DROP COLUMN shares")
     with pytest.raises(FatalSinkError, match="shares"):
         sink.write(SinkBatch("b", post_minutes=[PostMinute("acme", "x", "p", MONTH_BOUNDARY_MS, likes=1)]))
+
+
+def test_an_unreachable_server_is_retryable(metrics: Metrics) -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = Settings(clickhouse_dsn=f"http://default:s3cr3t-pw@127.0.0.1:{port}/engagement")
+    sink = ClickHouseSink.from_settings(settings, metrics)  # connecting is lazy: no error yet
+    batch = SinkBatch("t", account_minutes=[AccountMinute("acme", "x", MONTH_BOUNDARY_MS, likes=1)])
+    for _ in range(2):
+        with pytest.raises(SinkUnavailable, match="Connection refused") as info:
+            sink.write(batch)
+        assert "s3cr3t-pw" not in str(info.value)
+
+
+def test_a_chdb_dsn_creates_and_migrates_the_database_on_first_write(
+    ch_client: Any, chdb_path: Path, metrics: Metrics
+) -> None:
+    database = f"dsn_{uuid.uuid4().hex[:10]}"
+    settings = Settings(clickhouse_dsn=f"chdb://{chdb_path}?database={database}")
+    assert settings.migrate_on_start
+    sink = ClickHouseSink.from_settings(settings, metrics)
+    try:
+        sink.write(SinkBatch("t", account_minutes=[AccountMinute("acme", "x", MONTH_BOUNDARY_MS, likes=4)]))
+        assert Query(ch_client, database).rows("SELECT sum(likes) FROM DB.v_account_activity_1m") == [(4,)]
+    finally:
+        sink.close()
+        ch_client.command(f"DROP DATABASE IF EXISTS {database}")

@@ -115,10 +115,16 @@ CREATE OR REPLACE VIEW v_engagement_alerts AS
 SELECT alert_id, account_id, kind, state, at, observed, baseline, opened_at
 FROM engagement_alerts FINAL;
 
--- Alert episodes opened and not resolved (yet).
+-- Alert episodes opened and not resolved (yet). Aggregated rather than NOT IN (subquery), so the same SQL
+-- works over Distributed tables (deploy/clickhouse/cluster).
 CREATE OR REPLACE VIEW v_open_alerts AS
-SELECT alert_id, account_id, kind, opened_at, observed, baseline
+SELECT
+    anyIf(alert_id, state = 'opened') AS alert_id,
+    account_id,
+    kind,
+    opened_at,
+    anyIf(observed, state = 'opened') AS observed,
+    anyIf(baseline, state = 'opened') AS baseline
 FROM engagement_alerts FINAL
-WHERE state = 'opened'
-  AND (account_id, kind, opened_at) NOT IN
-      (SELECT account_id, kind, opened_at FROM engagement_alerts WHERE state = 'resolved');
+GROUP BY account_id, kind, opened_at
+HAVING countIf(state = 'opened') > 0 AND countIf(state = 'resolved') = 0;

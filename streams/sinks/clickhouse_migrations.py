@@ -138,8 +138,9 @@ class Migrator:
     """Applies :func:`discover`'s migrations to ``database`` through a clickhouse-connect client.
 
     ``ttl_days`` is the activity retention to enforce (0: none; ``None``: leave the tables' TTL alone).
-    ``cluster``, if set, creates the database and bookkeeping table ``ON CLUSTER`` (replicated) and alters
-    TTLs on the cluster; with the cluster DDL pass the local tables as ``ttl_tables`` (deploy/clickhouse).
+    ``cluster``, if set, creates the database and bookkeeping table ``ON CLUSTER`` (replicated), replaces the
+    ``'{cluster}'`` macro in statements with it and alters TTLs on the cluster; with the cluster DDL
+    (deploy/clickhouse/cluster) pass the ``*_local`` tables as ``ttl_tables``.
     """
 
     def __init__(
@@ -161,6 +162,8 @@ class Migrator:
         self.ttl_tables = ttl_tables
         self.clock = clock
         self._db = quote_ident(database)
+        if cluster:
+            quote_ident(cluster)
 
     # --- bookkeeping ------------------------------------------------------------------------------
 
@@ -171,10 +174,11 @@ class Migrator:
         exists = self.client.query(
             "SELECT count() FROM system.databases WHERE name = {db:String}", parameters={"db": self.database}
         ).result_rows[0][0]
-        if not exists:
+        if not exists or self.cluster:  # on a cluster, other nodes may lack it
             self.client.command(f"CREATE DATABASE IF NOT EXISTS {self._db}{self._on_cluster()}")
         if self.cluster:
-            engine = f"ReplicatedMergeTree('/clickhouse/{{database}}/{MIGRATIONS_TABLE}', '{{replica}}')"
+            # No {shard} in the path: every node of every shard shares the one record.
+            engine = "ReplicatedMergeTree('/clickhouse/tables/all/{database}/{table}', '{replica}')"
         else:
             engine = "MergeTree"
         self.client.command(
@@ -237,6 +241,8 @@ class Migrator:
                 if migration.version in recorded:
                     continue
                 for statement in migration.statements:
+                    if self.cluster:
+                        statement = statement.replace("'{cluster}'", f"'{self.cluster}'")
                     try:
                         self.client.command(statement)
                     except Exception as exc:

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from streams.events import schema_dir
 from streams.settings import Settings
 from streams.sinks.clickhouse_migrations import TTL_TABLES, Migrator
 
@@ -29,7 +30,7 @@ def register(sub: Any) -> None:
         action.add_argument(
             "--cluster",
             default=None,
-            help="cluster name for the ON CLUSTER variant (deploy/clickhouse/cluster)",
+            help="cluster name: apply the ON CLUSTER variant (default --dir: deploy/clickhouse/cluster)",
         )
         action.set_defaults(func=run)
 
@@ -39,10 +40,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     with open_client(settings) as (client, database):
         ttl_tables = tuple(f"{t}_local" for t in TTL_TABLES) if args.cluster else TTL_TABLES
+        directory = args.dir
+        if args.cluster and directory is None:
+            directory = schema_dir().parent / "deploy" / "clickhouse" / "cluster"
         migrator = Migrator(
             client,
             database,
-            args.dir,
+            directory,
             ttl_days=settings.activity_ttl_ms // 86_400_000,
             cluster=args.cluster,
             ttl_tables=ttl_tables,

@@ -166,16 +166,34 @@ class ClickHouseSink:
     def from_settings(
         cls, settings: Settings, metrics: Metrics, *, migrate: bool | None = None
     ) -> ClickHouseSink:
-        dsn = settings.effective_clickhouse_dsn
+        """The worker's writer: ``CLICKHOUSE_DSN`` (or the embedded chDB), migrating first if configured."""
+        return cls.from_dsn(
+            settings.effective_clickhouse_dsn,
+            metrics,
+            score_half_life_ms=settings.window_ms // 4,
+            migrate=settings.migrate_on_start if migrate is None else migrate,
+            ttl_days=ttl_days(settings),
+        )
+
+    @classmethod
+    def from_dsn(
+        cls,
+        dsn: str,
+        metrics: Metrics,
+        *,
+        score_half_life_ms: int,
+        migrate: bool = False,
+        ttl_days: int | None = None,
+    ) -> ClickHouseSink:
+        """A writer for ``dsn``; connects (and migrates, if asked) on first use."""
         database = database_of(dsn)
-        do_migrate = settings.migrate_on_start if migrate is None else migrate
-        days = ttl_days(settings)
+        server_dsn(dsn)  # validates the scheme now rather than at the first write
         return cls(
             lambda: connect(dsn),
             database,
             metrics,
-            score_half_life_ms=settings.window_ms // 4,
-            migrator=(lambda client: Migrator(client, database, ttl_days=days)) if do_migrate else None,
+            score_half_life_ms=score_half_life_ms,
+            migrator=(lambda client: Migrator(client, database, ttl_days=ttl_days)) if migrate else None,
         )
 
     @classmethod

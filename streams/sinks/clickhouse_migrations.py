@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.errors import ConfigError, FatalSinkError
+from streams.sinks.clickhouse_errors import RETRYABLE, classify, translate
 
 MIGRATIONS_TABLE = "schema_migrations"
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -246,6 +247,8 @@ class Migrator:
                     try:
                         self.client.command(statement)
                     except Exception as exc:
+                        if classify(exc) == RETRYABLE:  # the server went away: try the migration again later
+                            raise translate(exc, f"migration {migration.filename}") from exc
                         raise FatalSinkError(
                             f"migration {migration.filename} failed: {exc}\nstatement:\n{statement}"
                         ) from exc

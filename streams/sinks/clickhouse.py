@@ -62,7 +62,7 @@ def server_dsn(dsn: str) -> str:
         if parsed.netloc:  # chdb://memory/db
             return urlunparse(parsed._replace(path="", query=query))
         return f"chdb://{parsed.path}" + (f"?{query}" if query else "")  # urlunparse drops the empty host
-    if parsed.scheme not in ("http", "https", "clickhouse", "clickhousedb"):
+    if parsed.scheme not in ("http", "https"):
         raise ConfigError(
             f"CLICKHOUSE_DSN must be chdb:///path or http(s)://user:pass@host:port/db, not {redact(dsn)}"
         )

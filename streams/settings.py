@@ -88,6 +88,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     EnvVar("ENGAGE_DATA_DIR", "./data", Path, "Where the embedded default keeps chDB data and table state."),
     EnvVar("ENGAGE_MIGRATE_ON_START", "true", _parse_bool, "Workers apply ClickHouse migrations at start."),
+    EnvVar(
+        "ENGAGE_ACTIVITY_TTL",
+        "400d",
+        parse_duration_ms,
+        "Retention of the per-minute ClickHouse tables, whole days (0: forever); set by `engage db migrate`.",
+    ),
     EnvVar("ENGAGE_ENGAGED_THRESHOLD", "3", int, "N: substantive interactions in the window to be engaged."),
     EnvVar("ENGAGE_WINDOW", "30d", parse_duration_ms, "W: the sliding event-time window."),
     EnvVar("ENGAGE_MIN_WORDS", "2", int, "Words a comment or share text needs to be substantive."),
@@ -222,6 +228,7 @@ class Settings:
     clickhouse_dsn: str = ""
     data_dir: Path = Path("./data")
     migrate_on_start: bool = True
+    activity_ttl_ms: int = 400 * 86_400_000
     engaged_threshold: int = 3
     window_ms: int = 30 * 86_400_000
     min_words: int = 2
@@ -289,6 +296,10 @@ class Settings:
             raise ConfigError("ENGAGE_ALLOWED_LATENESS must not be negative")
         if self.topic_partitions < 1:
             raise ConfigError("ENGAGE_TOPIC_PARTITIONS must be at least 1")
+        if self.activity_ttl_ms < 0 or self.activity_ttl_ms % 86_400_000:
+            raise ConfigError(
+                "ENGAGE_ACTIVITY_TTL must be a whole number of days, e.g. 400d (0: keep forever)"
+            )
         if not 0 < self.drop_threshold < 1:
             raise ConfigError("ENGAGE_DROP_THRESHOLD must be between 0 and 1")
 
@@ -304,6 +315,7 @@ _ATTRS: tuple[str, ...] = (
     "clickhouse_dsn",
     "data_dir",
     "migrate_on_start",
+    "activity_ttl_ms",
     "engaged_threshold",
     "window_ms",
     "min_words",

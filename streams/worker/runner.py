@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from streams.errors import SinkUnavailable
 from streams.events import Interaction, Rejected, iter_message
 from streams.metrics import Metrics
 from streams.producer import dlq_record
+from streams.sinks.backoff import Backoff
 from streams.sinks.base import Sink, SinkBatch
 from streams.worker.account_hours import account_hour_records
 from streams.worker.flags import transition_record
@@ -45,24 +45,6 @@ class OutputPort(Protocol):
     async def sync_state(self) -> None:
         """Wait until every state-table write so far is durable in its changelog."""
         ...
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with full jitter (AWS architecture blog's 'full jitter')."""
-
-    base_s: float = 0.1
-    max_s: float = 30.0
-    attempt: int = 0
-    rand: Callable[[], float] = random.random
-
-    def next_delay(self) -> float:
-        delay: float = min(self.max_s, self.base_s * 2**self.attempt) * self.rand()
-        self.attempt += 1
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 @dataclass

@@ -22,9 +22,10 @@ from streams.engagement import PartitionEngine, Rule
 from streams.events import Interaction, encode_batch
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink, SinkBatch
 from streams.worker.meta import is_meta_key
-from streams.worker.runner import Backoff, PartitionRunner
+from streams.worker.runner import PartitionRunner
 from tests.scenarios import DAY, scenario, sentinels
 
 TOPICS = {"like": "like", "comment": "comment", "share": "share", "follow": "follow", "unfollow": "follow"}

@@ -13,6 +13,8 @@ from .factory import ev
 
 W = 10_000
 RULE = Rule(window_ms=W, allowed_lateness_ms=500)
+COUNTERS = ("likes", "comments", "shares", "follows", "unfollows")
+COUNTERS += ("substantive", "active", "passive", "engaged_new", "lapsed")
 
 
 def stream(seed: int, count: int) -> list[Interaction]:
@@ -51,8 +53,7 @@ def merged(outputs: list[Outputs]) -> tuple[list[object], dict[object, list[int]
     totals: dict[object, list[int]] = {}
     for out in outputs:
         for row in out.account_minutes:
-            values = [getattr(row, name) for name in ("likes", "comments", "shares", "follows", "unfollows",
-                                                      "substantive", "active", "passive", "engaged_new", "lapsed")]  # fmt: skip
+            values = [getattr(row, name) for name in COUNTERS]
             key = (row.account_id, row.minute_ms)
             totals[key] = [a + b for a, b in zip(totals.get(key, [0] * 10), values, strict=True)]
     scores = {
@@ -117,7 +118,7 @@ def test_a_replayed_interval_is_not_applied_twice() -> None:
     assert replayed[0].transitions == []
     assert store == crashed_store == reference_store_after(before + interval)
     assert replayed[0].account_minutes  # aggregates are still counted (the sink token absorbs them)
-    outputs += replay_out + [*run(replayer, after, 400), finish(replayer, end)]
+    outputs += [*replay_out, *run(replayer, after, 400), finish(replayer, end)]
     transitions, _, scores = merged(outputs)
     ref_transitions, _, ref_scores = merged(ref_out)
     assert transitions == ref_transitions

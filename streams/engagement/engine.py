@@ -70,8 +70,13 @@ class PartitionEngine:
         flush_seq: int = 0,
         watermark_ms: int | None = None,
         write_store: bool = True,
+        auto_watermark: bool = True,
     ) -> None:
+        """``auto_watermark=False``: events never move the watermark; the caller does, with
+        :meth:`advance_watermark` (a worker reading several topics per partition takes the minimum
+        over the topics that are still behind, so one topic racing ahead makes nothing late)."""
         self.rule = rule
+        self.auto_watermark = auto_watermark
         self.store: MutableMapping[str, bytes] = {} if store is None else store
         self.write_store = write_store
         self.flush_seq = flush_seq
@@ -166,7 +171,7 @@ class PartitionEngine:
             weight = self.rule.weight(event_type, False)
             if weight > 0.0:
                 self._add_pending(actor, event.account_id, event.platform, weight, at)
-        if at > self._wm:
+        if at > self._wm and self.auto_watermark:
             self._wm = at
             self._final = at - self.rule.allowed_lateness_ms
         self._aggregates.add_event(
@@ -314,11 +319,8 @@ class PartitionEngine:
     def drain(self) -> Outputs:
         """Final transitions, aggregate deltas and changed scores since the last drain."""
         self._fold_pending()
-        self._fire_timers()
-        self._dedup.expire(self._final)
-        transitions = sorted(self._transitions, key=lambda t: (t.at_ms, t.account_id, t.actor_id))
-        self._transitions = []
-        account_minutes, post_minutes = self._aggregates.take()
+        # Scores first: firing timers may expire a decayed pair, and its last change must still be
+        # emitted (otherwise whether it is depends on when flushes happened).
         scores: list[FollowerScore] = []
         for actor, account in sorted(self._changed_scores):
             state = self._cache.get(actor)
@@ -330,6 +332,11 @@ class PartitionEngine:
                     )
                 )
         self._changed_scores = set()
+        self._fire_timers()
+        self._dedup.expire(self._final)
+        transitions = sorted(self._transitions, key=lambda t: (t.at_ms, t.account_id, t.actor_id))
+        self._transitions = []
+        account_minutes, post_minutes = self._aggregates.take()
         return Outputs(transitions, account_minutes, post_minutes, scores)
 
     def dirty(self) -> dict[str, bytes | None]:

@@ -98,7 +98,7 @@ class WorkerRuntime:
         runner = self.runners.get(partition)
         if runner is None:
             view = self.view(partition)
-            engine = PartitionEngine(self.rule, view)
+            engine = PartitionEngine(self.rule, view, write_store=False, auto_watermark=False)
             runner = PartitionRunner.recover(
                 partition,
                 self.settings.topic_partitions,
@@ -108,7 +108,7 @@ class WorkerRuntime:
                 self.metrics,
             )
             if runner.meta.watermark_ms is not None:
-                engine.watermark_ms = runner.meta.watermark_ms
+                engine.advance_watermark(runner.meta.watermark_ms)
             engine.restore()
             self.runners[partition] = runner
             log.info("partition %d: %d pairs recovered", partition, engine.tracked_pairs)

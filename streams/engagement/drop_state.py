@@ -61,7 +61,7 @@ class AccountState:
     @classmethod
     def new(cls, hour: int, ring_hours: int) -> AccountState:
         counts = array("H", [_NARROW_MISSING]) * ring_hours
-        return cls(counts=counts, first_hour=hour, last_hour=hour - 1)
+        return cls(counts=counts, first_hour=hour, last_hour=hour - 1, last_active_hour=hour)
 
     @property
     def missing(self) -> int:

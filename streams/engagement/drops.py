@@ -7,25 +7,32 @@ every other known account; :meth:`DropDetector.skip_hour` instead declares an ho
 
 **Baseline** (expected count for hour *t*): ``B = S × L``.
 
-* ``S``, the seasonal reference: for each of the previous ``weeks`` weeks, the count at the same
-  hour of the week, smoothed 1/4-1/2-1/4 with its neighbouring hours, then the *median* across
-  weeks. Same hour-of-week carries both daily and weekly seasonality (weekend nights compare with
-  weekend nights); the median ignores one anomalous week out of three or four (a past outage,
-  a holiday, a viral spike), the smoothing halves the Poisson noise of a single sample.
-* ``L``, the level: an EWMA (half-life ``level_half_life_hours``) of recent counts divided by an EWMA
-  of their seasonal references, clamped to ``level_bounds``. It follows growth or decline faster
-  than the four-week median; counts are capped at 3 × reference so one viral hour cannot inflate it,
-  and it is frozen while an alert is open, so a long drop does not teach itself to be normal.
+* ``S``, the seasonal reference: for each of the previous ``weeks`` (4) weeks, the count at the same
+  hour of the week, smoothed 1/4-1/2-1/4 with its neighbouring hours but never above the sample
+  itself (so a trough, or Sunday 23:00 next to Monday 00:00, is not lifted), then the *lower median*
+  across weeks (with 2 weeks the smaller, with 4 the second smallest). Same hour-of-week carries both
+  daily and weekly seasonality (weekend nights compare with weekend nights); the lower median ignores
+  a past outage, holiday or viral spike and errs on the side of not paging.
+* ``L``, the level: an EWMA (half-life ``level_half_life_hours``, 72 h) of recent counts over an
+  EWMA of their seasonal references, clamped to ``level_bounds`` and shrunk towards 1 until the EWMA
+  has seen enough hours. It follows growth or decline faster than the four-week median; counts are
+  capped at 2 × reference so a viral hour cannot inflate it, and it is frozen while an alert is open,
+  so a long drop does not teach itself to be normal.
+
+**Noise.** Besides Poisson noise, each account learns its relative noise ρ² (EWMA of squared
+residuals beyond Poisson over squared baselines, frozen while an alert is open), starting from
+``dispersion`` (0.2) and never below ``min_dispersion`` (0.1): noisy accounts need more evidence.
 
 **Opening** (only after ``warmup_hours`` of history, in hours whose baseline ≥ ``min_baseline``):
 
 * *silence* when the hour has no substantive interaction at all;
 * *drop* when the hour itself is not recovered (``x ≤ resolve_ratio × B``) and, over the last hour
-  or the last two hours (counts ``X``, baselines ``Bₙ``), ``X`` is both what a rate at
-  ``(1 − threshold) × Bₙ`` plausibly yields (``X ≤ λ₁ + z_drop·√λ₁``, ``λ₁ = (1 − threshold)·Bₙ``)
-  and implausibly low for the baseline (``X ≤ Bₙ − z_normal·√Bₙ``). The threshold is thus a statement
-  about the *rate*: the noise allowance shrinks as 1/√volume, so large accounts alert at almost
-  exactly ``threshold`` and small ones need stronger evidence. Two hours is the detection deadline.
+  or the last two hours (count ``X``, baselines ``Bᵢ``, ``B = ΣBᵢ``), ``X`` is both what a rate at
+  ``(1 − threshold)`` of the baseline plausibly yields (``X ≤ λ₁ + z_drop·√λ₁``, ``λ₁ = (1 −
+  threshold)·B``) and implausibly low for the baseline (``X ≤ B − z_normal·√(B + ρ²·ΣBᵢ²)``). The
+  threshold is a statement about the *rate*: the allowance ``z_drop·√λ₁`` shrinks as 1/√volume, so
+  large accounts alert at almost exactly ``threshold`` and small or noisy ones need stronger
+  evidence. Two hours is the detection deadline, hence the one- and two-hour windows.
 
 **Resolving** (hysteresis): a drop resolves after ``resolve_hours`` consecutive eligible hours at
 ≥ ``resolve_ratio × B``; a silence resolves at the first hour with an interaction (and may hand over

@@ -214,8 +214,11 @@ def test_an_account_silent_for_the_whole_ring_is_forgotten() -> None:
     detector = DropDetector(DropRule(warmup_hours=10 * WEEK))  # never warm: no silence episode open
     feed(detector, range(WEEK), account="gone")
     assert "gone" in detector.store
+    detector.observe("new", MONDAY_MS + WEEK * HOUR_MS, 0, engaged_followers=3)
     for hour in range(WEEK, WEEK + 4 * WEEK + 1):
         detector.close_hour(MONDAY_MS + hour * HOUR_MS)
+        if hour == WEEK + 4 * WEEK - 2:  # the last active hour was WEEK - 1
+            assert "gone" in detector.store and "new" in detector.store
     assert "gone" not in detector.store
 
 

@@ -178,6 +178,24 @@ def test_close_hour_feeds_zeros_to_silent_accounts_and_skip_hour_is_a_gap() -> N
     assert later == []
 
 
+def test_one_account_cut_in_a_noisy_stream_gives_exactly_one_open_and_one_resolve() -> None:
+    """What the integration replay checks end to end, here on the detector alone (Poisson noise)."""
+    rng = random.Random(7)
+    profiles = {f"acct-{i}": drop_eval.random_profile(rng, peak) for i, peak in enumerate((60, 200, 1000))}
+    cut = PEAK_TUESDAY + WEEK  # week 5
+    detector = DropDetector(DropRule())
+    alerts: list[Alert] = []
+    for hour in range(cut + 48):
+        hour_ms = MONDAY_MS + hour * HOUR_MS
+        for account, profile in profiles.items():
+            rate = profile.rate(hour) * (0.1 if account == "acct-1" and 0 <= hour - cut < 6 else 1)
+            if count := drop_eval.poisson(rng, rate):
+                alerts += detector.observe(account, hour_ms, count)
+        alerts += detector.close_hour(hour_ms)
+    assert [(a.account_id, a.state) for a in alerts] == [("acct-1", "opened"), ("acct-1", "resolved")]
+    assert alerts[0].at_ms == MONDAY_MS + (cut + 1) * HOUR_MS
+
+
 def test_replayed_hours_are_ignored() -> None:
     detector = DropDetector(DropRule())
     s = PEAK_TUESDAY

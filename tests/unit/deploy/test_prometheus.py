@@ -102,3 +102,9 @@ def test_scrape_jobs_match_the_rules() -> None:
         for job in ("engage-worker", "engage-ingest"):
             if f'job="{job}"' in rule["expr"]:
                 assert job in jobs, f"{name} watches job {job}, which nothing scrapes"
+
+
+def test_readme_lists_every_alert() -> None:
+    readme = (DEPLOY.parent / "README.md").read_text()
+    missing = [name for name in _alerts() if f"`{name}`" not in readme]
+    assert not missing, f"README 'Observability and deployment' lacks {missing}"

@@ -115,6 +115,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     EnvVar("ENGAGE_SINK_MAX_BACKOFF", "30s", parse_duration_ms, "Longest pause between ClickHouse retries."),
     EnvVar("ENGAGE_WORKER_METRICS_PORT", "9108", int, "Port of the worker's /metrics (0: pick a free one)."),
+    EnvVar(
+        "ENGAGE_WORKER_METRICS_HOST",
+        "127.0.0.1",
+        str,
+        "Address the worker's /metrics binds (`0.0.0.0` in a container).",
+    ),
     EnvVar("ENGAGE_INGEST_HOST", "127.0.0.1", str, "Address the webhook ingest service binds."),
     EnvVar("ENGAGE_INGEST_PORT", "8080", int, "Port of the webhook ingest service."),
     EnvVar("ENGAGE_INGEST_MAX_BODY", "1048576", int, "Largest webhook body accepted, in bytes (413 above)."),
@@ -239,6 +245,7 @@ class Settings:
     sink_flush_interval_ms: int = 1000
     sink_max_backoff_ms: int = 30_000
     worker_metrics_port: int = 9108
+    worker_metrics_host: str = "127.0.0.1"
     ingest_host: str = "127.0.0.1"
     ingest_port: int = 8080
     ingest_max_body: int = 1_048_576
@@ -326,6 +333,7 @@ _ATTRS: tuple[str, ...] = (
     "sink_flush_interval_ms",
     "sink_max_backoff_ms",
     "worker_metrics_port",
+    "worker_metrics_host",
     "ingest_host",
     "ingest_port",
     "ingest_max_body",

@@ -35,7 +35,7 @@ from itertools import islice
 from typing import Final
 
 from streams.engagement.aggregates import Aggregates
-from streams.engagement.dedup import MinuteDedup
+from streams.engagement.dedup import MinuteDedup, stable_hash64
 from streams.engagement.model import ENGAGED, FollowerScore, Outputs, Transition
 from streams.engagement.rule import COMMENT, SHARE, Rule, count_words
 from streams.engagement.state import ActorState, PairState, decode, encode, event_hash
@@ -127,6 +127,15 @@ class PartitionEngine:
     def dedup_evictions(self) -> int:
         return self._dedup.evicted
 
+    def take_dedup_delta(self) -> dict[int, list[int]]:
+        """Event-id hashes (by minute) learnt since the last call; persist them with the flush."""
+        return self._dedup.take_fresh()
+
+    def remember_dedup(self, minute: int, hashes: list[int]) -> None:
+        """Reload hashes persisted by :meth:`take_dedup_delta` in an earlier process."""
+        if minute + 60_000 > self._final:
+            self._dedup.remember(minute, hashes)
+
     @property
     def scheduled_actors(self) -> int:
         return len(self._timers)
@@ -158,14 +167,14 @@ class PartitionEngine:
             state = self._load(actor)
             if actor in self._skip:
                 # Already persisted by the interval being replayed: count it, apply nothing.
-                if self._dedup.seen(hash(event.event_id), at):
+                if self._dedup.seen(stable_hash64(event.event_id), at):
                     self.duplicate_total += 1
                     return DUPLICATE
             elif not self._apply_substantive(state, event, at):
                 self.duplicate_total += 1
                 return DUPLICATE
         else:
-            if self._dedup.seen(hash(event.event_id), at):
+            if self._dedup.seen(stable_hash64(event.event_id), at):
                 self.duplicate_total += 1
                 return DUPLICATE
             weight = self.rule.weight(event_type, False)

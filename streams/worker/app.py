@@ -97,7 +97,7 @@ class WorkerRuntime:
     def runner_for(self, partition: int) -> PartitionRunner:
         runner = self.runners.get(partition)
         if runner is None:
-            view = self.view(partition)
+            view = PartitionView(self.table, partition, self.settings.topic_partitions)
             engine = PartitionEngine(self.rule, view, write_store=False, auto_watermark=False)
             runner = PartitionRunner.recover(
                 partition,
@@ -106,9 +106,9 @@ class WorkerRuntime:
                 view,
                 self.settings.consumer_group,
                 self.metrics,
+                self.settings.allowed_lateness_ms,
+                view.internal(DEDUP_PREFIX),
             )
-            if runner.meta.watermark_ms is not None:
-                engine.advance_watermark(runner.meta.watermark_ms)
             engine.restore()
             self.runners[partition] = runner
             log.info("partition %d: %d pairs recovered", partition, engine.tracked_pairs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,6 +23,7 @@ from streams.producer import dlq_record
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import Sink, SinkBatch
 from streams.worker.account_hours import account_hour_records
+from streams.worker.dedup_log import DedupLog, dedup_key
 from streams.worker.flags import transition_record
 from streams.worker.meta import PartitionMeta, batch_token, meta_key
 
@@ -63,6 +64,7 @@ class PartitionRunner:
     dlq: list[bytes] = field(default_factory=list)
     holdback: list[tuple[str, int, bytes, Any]] = field(default_factory=list)
     replay_target: dict[str, int] | None = None
+    dedup_log: DedupLog = field(default_factory=DedupLog)
 
     @classmethod
     def recover(
@@ -74,10 +76,17 @@ class PartitionRunner:
         group: str,
         metrics: Metrics,
         lateness_ms: int = 0,
+        dedup_records: Iterable[tuple[str, bytes]] = (),
     ) -> PartitionRunner:
-        """Resume from the progress record found in the (recovered) state table."""
+        """Resume from the progress record and dedup records found in the (recovered) state table."""
         meta = PartitionMeta.decode(table.get(meta_key(partition, partitions)))
         runner = cls(partition, partitions, engine, meta, group, metrics, lateness_ms)
+        # Offsets up to `flushed` are done; topics with nothing new are not re-delivered at all, so
+        # without this an interrupted interval naming them could never be re-formed.
+        runner.position = dict(meta.flushed)
+        if meta.watermark_ms is not None:
+            engine.advance_watermark(meta.watermark_ms)
+        runner.dedup_log.load(dedup_records, engine.remember_dedup)
         if meta.pending is not None and meta.pending_seq is not None:
             runner.replay_target = dict(meta.pending)
             engine.flush_seq = meta.pending_seq
@@ -230,7 +239,11 @@ class PartitionRunner:
             for record in self.dlq:
                 self.metrics.dlq_messages.labels(_reason_of(record)).inc()
             self.dlq = []
-        # 3. state, then progress
+        # 3. state (with the interval's dedup hashes), then progress
+        self.dedup_log.write(
+            table, dedup_key(self.partition, self.partitions, meta.epoch, seq), self.engine.take_dedup_delta()
+        )
+        self.dedup_log.expire(table, self.engine.final_ms)
         changed = self.engine.dirty()
         for actor, state in changed.items():
             if state is None:

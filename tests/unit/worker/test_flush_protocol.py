@@ -24,6 +24,7 @@ from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink, SinkBatch
+from streams.worker.dedup_log import DEDUP_PREFIX
 from streams.worker.meta import is_meta_key
 from streams.worker.runner import PartitionRunner
 from tests.scenarios import DAY, scenario, sentinels
@@ -135,11 +136,10 @@ def _messages(events: list[Interaction], per_message: int) -> list[tuple[str, in
 
 def _new_runner(table: DurableTable, metrics: Metrics) -> PartitionRunner:
     engine = PartitionEngine(Rule.from_settings(SETTINGS), table, write_store=False, auto_watermark=False)
-    runner = PartitionRunner.recover(0, 1, engine, table, "g", metrics)
+    dedup = [(k, v) for k, v in table.durable.items() if v is not None and k.startswith(DEDUP_PREFIX)]
+    runner = PartitionRunner.recover(0, 1, engine, table, "g", metrics, dedup_records=dedup)
     for topic, count in HIGHWATERS.items():
         runner.note_highwater(topic, count)  # a backlog: every topic is behind until read to the end
-    if runner.meta.watermark_ms is not None:
-        engine.advance_watermark(runner.meta.watermark_ms)
     engine.restore()
     return runner
 

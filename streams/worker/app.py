@@ -27,6 +27,7 @@ from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import Sink
 from streams.worker import highwater
+from streams.worker.dedup_log import DEDUP_PREFIX
 from streams.worker.runner import PartitionRunner
 from streams.worker.state import PartitionView
 

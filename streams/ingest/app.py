@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from streams.ingest import openapi
 from streams.ingest.adapters.base import Adapter
-from streams.ingest.publisher import KafkaPublisher, Publisher
+from streams.ingest.publisher import CoalescingPublisher, KafkaPublisher, Publisher
 from streams.ingest.service import GENERIC, IngestService, Reply
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -158,7 +158,7 @@ async def serve(
         log.warning("ENGAGE_WEBHOOK_SECRETS is empty: every webhook will be answered 404 (unknown source)")
     publisher = await KafkaPublisher(bootstrap, ack_timeout_ms=settings.ingest_ack_timeout_ms).start()
     try:
-        app = create_app(settings, publisher, metrics)
+        app = create_app(settings, CoalescingPublisher(publisher), metrics, ready=publisher.ready)
         async with running(app, settings.ingest_host, settings.ingest_port) as url:
             log.info(
                 "ingest listening on %s (Kafka %s, idempotent producer: %s)",

@@ -9,9 +9,14 @@ the real producer behave the same way under it.
 acknowledgement holds no thread). It asks for an idempotent producer and falls back to plain
 ``acks="all"`` when the broker refuses ``InitProducerId`` — the embedded Tansu 0.6 broker does
 (``UnknownError``), real Kafka does not. Without idempotence a retried produce can duplicate a message;
-event ids derived from platform ids make that harmless downstream. The producer's
-``request_timeout_ms`` is the ack deadline, so batches that could not be delivered expire instead of
-landing long after the client was told 503 (which would duplicate its retry).
+event ids derived from platform ids make that harmless downstream.
+
+The producer's ``request_timeout_ms`` — in aiokafka also the time a batch may wait to be delivered —
+is half the ack deadline. A batch the broker cannot take therefore *fails* before the caller's deadline
+instead of lingering in the producer and landing after the client was told 503, next to the copy its
+retry sends. The one window left is a produce request already on the wire when the broker stalls
+(the broker may have written it): then a retry can duplicate, and downstream deduplication by
+``event_id`` absorbs it.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from streams.errors import BrokerUnavailable
-from streams.ingest.envelopes import Envelope
+from streams.ingest.envelopes import DEFAULT_MAX_BYTES, Envelope
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,95 @@ class MemoryPublisher:
 
     async def ready(self) -> bool:
         return self.available
+
+
+class CoalescingPublisher:
+    """Merges the envelopes of concurrent requests bound for the same (topic, partition).
+
+    At load, a hundred-event request spreads over every partition of four topics, so each request
+    makes ~30 small messages, and per-message producer overhead dominates. Requests that publish in
+    the same event-loop iteration are flushed together: envelopes for one (topic, partition) are
+    spliced into one JSON array (byte-level, no re-encoding; cut at ``max_bytes``), keyed by the
+    first envelope's key. Each request still learns its own outcome: it succeeds only if every merged
+    message that carries one of its envelopes was acknowledged. Envelopes without a partition (DLQ
+    records, not arrays) pass through unmerged.
+    """
+
+    def __init__(self, inner: Publisher, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self._inner = inner
+        self._max_bytes = max_bytes
+        self._pending: list[tuple[Sequence[Envelope], asyncio.Future[None]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        if not envelopes:
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._start_flush)
+        self._pending.append((envelopes, future))
+        await future
+
+    async def ready(self) -> bool:
+        ready = getattr(self._inner, "ready", None)
+        return bool(await ready()) if ready is not None else True
+
+    def _start_flush(self) -> None:
+        batch, self._pending = self._pending, []
+        task = asyncio.get_running_loop().create_task(self._flush(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _merge(
+        self, batch: list[tuple[Sequence[Envelope], asyncio.Future[None]]]
+    ) -> list[tuple[Envelope, set[int]]]:
+        merged: list[tuple[Envelope, set[int]]] = []
+        groups: dict[tuple[str, int], list[tuple[int, Envelope]]] = {}
+        for index, (envelopes, _) in enumerate(batch):
+            for envelope in envelopes:
+                if envelope.partition is None or not envelope.value.startswith(b"["):
+                    merged.append((envelope, {index}))
+                else:
+                    groups.setdefault((envelope.topic, envelope.partition), []).append((index, envelope))
+        for (topic, partition), members in groups.items():
+            parts: list[bytes] = []
+            owners: set[int] = set()
+            key: bytes | None = None
+            size = 2
+            for index, envelope in members:
+                inner = envelope.value[1:-1]
+                if not inner.strip():  # an empty array carries nothing to acknowledge
+                    continue
+                if parts and size + len(inner) + 1 > self._max_bytes:
+                    merged.append((Envelope(topic, partition, key, b"[" + b",".join(parts) + b"]"), owners))
+                    parts, owners, size = [], set(), 2
+                if not parts:
+                    key = envelope.key
+                parts.append(inner)
+                owners.add(index)
+                size += len(inner) + 1
+            if parts:
+                merged.append((Envelope(topic, partition, key, b"[" + b",".join(parts) + b"]"), owners))
+        return merged
+
+    async def _flush(self, batch: list[tuple[Sequence[Envelope], asyncio.Future[None]]]) -> None:
+        merged = self._merge(batch)
+        results = await asyncio.gather(*(self._inner.publish([e]) for e, _ in merged), return_exceptions=True)
+        failed: dict[int, BaseException] = {}
+        for (_, owners), result in zip(merged, results, strict=True):
+            if isinstance(result, BaseException):
+                failed.update(dict.fromkeys(owners, result))
+        for index, (_, future) in enumerate(batch):
+            if future.done():  # the caller's deadline already gave up on it
+                continue
+            if index in failed:
+                error = failed[index]
+                future.set_exception(
+                    error if isinstance(error, BrokerUnavailable) else BrokerUnavailable(repr(error))
+                )
+            else:
+                future.set_result(None)
 
 
 def _error_types() -> tuple[type[BaseException], ...]:
@@ -94,7 +188,7 @@ class KafkaPublisher:
             linger_ms=self._linger_ms,
             max_batch_size=256 * 1024,
             max_request_size=self._max_request_size,
-            request_timeout_ms=max(self._ack_timeout_ms, 1000),
+            request_timeout_ms=max(self._ack_timeout_ms // 2, 250),
             retry_backoff_ms=100,
             client_id="engage-ingest",
         )

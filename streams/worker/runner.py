@@ -59,7 +59,7 @@ class PartitionRunner:
     lateness_ms: int = 0
     position: dict[str, int] = field(default_factory=dict)
     topic_watermark: dict[str, int] = field(default_factory=dict)
-    highwater: dict[str, int] = field(default_factory=dict)
+    highwater: dict[str, int | None] = field(default_factory=dict)
     handles: list[Any] = field(default_factory=list)
     dlq: list[bytes] = field(default_factory=list)
     holdback: list[tuple[str, int, bytes, Any]] = field(default_factory=list)
@@ -103,8 +103,9 @@ class PartitionRunner:
     # --- processing -------------------------------------------------------------------------------
 
     def note_highwater(self, topic: str, highwater: int | None) -> None:
-        """The topic-partition's high-water mark from the latest fetch reply (None: unknown yet)."""
-        if highwater is not None:
+        """The topic-partition's high-water mark from the latest fetch reply (None: not fetched yet,
+        which holds the watermark back like a topic that is behind)."""
+        if highwater is not None or topic not in self.highwater:
             self.highwater[topic] = highwater
 
     def effective_watermark(self) -> int | None:
@@ -118,7 +119,7 @@ class PartitionRunner:
         behind: list[int | None] = [
             self.topic_watermark.get(topic)
             for topic, highwater in self.highwater.items()
-            if self.position.get(topic, -1) + 1 < highwater
+            if highwater is None or self.position.get(topic, -1) + 1 < highwater
         ]
         if behind:
             return None if None in behind else min(w for w in behind if w is not None)

@@ -211,8 +211,10 @@ class PartitionEngine:
         account = event.account_id
         digest = event_hash(event.event_id)
         if state is None:
-            # ``checked`` may be anything up to the first event point; the horizon after this event is.
-            state = self._cache[actor] = ActorState(max(self._final, at - self.rule.allowed_lateness_ms))
+            # Nothing before the final horizon can arrive any more, but anything after it can: with an
+            # externally driven watermark this event may be far ahead of it (a faster topic), and
+            # older events of this actor may still come, so evaluation starts at the horizon.
+            state = self._cache[actor] = ActorState(self._final)
         pair = state.pairs.get(account)
         if pair is None:
             pair = state.pairs[account] = PairState(account, event.platform)

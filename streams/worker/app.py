@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from streams.engagement import PartitionEngine, Rule
 from streams.metrics import Metrics
@@ -115,6 +116,18 @@ class WorkerRuntime:
             log.info("partition %d: %d pairs recovered", partition, engine.tracked_pairs)
         return runner
 
+    def feed(self, events: list[Any], highwater: Callable[[TP], int | None]) -> None:
+        """Hand a batch of Faust events to their partitions' runners, with fresh high-water marks."""
+        touched: set[int] = set()
+        for event in events:
+            message = event.message
+            runner = self.runner_for(message.partition)
+            if message.partition not in touched:
+                touched.add(message.partition)
+                for topic in self.settings.topics.interactions:
+                    runner.note_highwater(topic, highwater(TP(topic, message.partition)))
+            runner.feed(message.topic, message.offset, event.value, event)
+
     async def maybe_flush(self, *, force: bool = False) -> None:
         due = force or time.monotonic() - self.last_flush >= self.settings.commit_interval_ms / 1000
         for runner in list(self.runners.values()):
@@ -173,11 +186,7 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
     async def engagement(stream: Any) -> None:
         async for events in stream.noack_take(200, within=min(interval, 0.2)):
             async with runtime.lock:
-                for event in events:
-                    message = event.message
-                    runtime.runner_for(message.partition).feed(
-                        message.topic, message.offset, event.value, event
-                    )
+                runtime.feed(events, app.consumer.highwater)
                 await runtime.maybe_flush()
 
     @app.timer(interval)  # type: ignore[untyped-decorator]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from streams.engagement import PartitionEngine
+from streams.engagement import DUPLICATE, LATE, OK, PartitionEngine
 from streams.engagement.model import Outputs
 from streams.errors import SinkUnavailable
 from streams.events import Interaction, Rejected, iter_message
@@ -28,8 +28,6 @@ from streams.worker.flags import transition_record
 from streams.worker.meta import PartitionMeta, batch_token, meta_key
 
 log = logging.getLogger(__name__)
-
-OK, DUPLICATE, LATE = "ok", "duplicate", "late"
 
 
 class OutputPort(Protocol):
@@ -65,6 +63,7 @@ class PartitionRunner:
     holdback: list[tuple[str, int, bytes, Any]] = field(default_factory=list)
     replay_target: dict[str, int] | None = None
     dedup_log: DedupLog = field(default_factory=DedupLog)
+    late_in_interval: int = 0
 
     @classmethod
     def recover(
@@ -142,11 +141,12 @@ class PartitionRunner:
                 if item.occurred_at_ms > newest:
                     newest = item.occurred_at_ms
                 outcome = process(item)
-                if outcome is OK or outcome == OK:
+                if outcome is OK:
                     consumed.labels(item.type).inc()
-                elif outcome == DUPLICATE:
+                elif outcome is DUPLICATE:
                     self.metrics.events_deduplicated.inc()
                 else:
+                    self.late_in_interval += 1
                     self._dead_letter(
                         LATE,
                         f"occurred_at {item.occurred_at_ms} is older than the watermark "
@@ -235,23 +235,36 @@ class PartitionRunner:
         )
         if records or heartbeat:
             await out.send_account_hours(records, heartbeat)
+        if self.late_in_interval:
+            log.warning(
+                "partition %d: %d late event(s) this interval; watermark %s, per topic %s, positions %s, "
+                "high-waters %s",
+                self.partition,
+                self.late_in_interval,
+                self.engine.watermark_ms,
+                self.topic_watermark,
+                self.position,
+                self.highwater,
+            )
+            self.late_in_interval = 0
         if self.dlq:
             await out.send_dlq(self.dlq)
             for record in self.dlq:
                 self.metrics.dlq_messages.labels(_reason_of(record)).inc()
             self.dlq = []
-        # 3. state (with the interval's dedup hashes), then progress
-        self.dedup_log.write(
-            table, dedup_key(self.partition, self.partitions, meta.epoch, seq), self.engine.take_dedup_delta()
-        )
-        self.dedup_log.expire(table, self.engine.final_ms)
+        # 3. actor states, then the dedup hashes, then progress. The order matters: a crash keeps a
+        # prefix of these writes (one changelog partition), and a surviving dedup record must imply
+        # that the states holding its events survived too, or a replay would drop them as duplicates.
         changed = self.engine.dirty()
         for actor, state in changed.items():
             if state is None:
                 table.pop(actor, None)
             else:
                 table[actor] = state
-        self.metrics.changelog_writes.inc(len(changed) + 2)
+        delta = self.engine.take_dedup_delta()
+        self.dedup_log.write(table, dedup_key(self.partition, self.partitions, meta.epoch, seq), delta)
+        expired = self.dedup_log.expire(table, self.engine.final_ms)
+        self.metrics.changelog_writes.inc(len(changed) + bool(delta) + expired + 2)
         meta.flushed = end
         meta.pending = meta.pending_seq = meta.pending_token = None
         meta.flush_seq = self.engine.flush_seq

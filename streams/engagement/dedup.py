@@ -23,10 +23,11 @@ MINUTE_MS: Final = 60_000
 class MinuteDedup:
     """Event-id hashes bucketed by event-time minute."""
 
-    __slots__ = ("_buckets", "_size", "evicted", "max_entries")
+    __slots__ = ("_size", "buckets", "evicted", "max_entries")
 
     def __init__(self, max_entries: int) -> None:
-        self._buckets: dict[int, set[int]] = {}
+        # Public for the engine's inlined hot loop, which adds to it and then calls grew().
+        self.buckets: dict[int, set[int]] = {}
         self._size = 0
         self.max_entries = max_entries
         self.evicted = 0
@@ -37,9 +38,9 @@ class MinuteDedup:
     def seen(self, key: int, at_ms: int) -> bool:
         """True if ``key`` was already recorded for this minute; records it otherwise."""
         minute = at_ms - at_ms % MINUTE_MS
-        bucket = self._buckets.get(minute)
+        bucket = self.buckets.get(minute)
         if bucket is None:
-            bucket = self._buckets[minute] = set()
+            bucket = self.buckets[minute] = set()
         elif key in bucket:
             return True
         bucket.add(key)
@@ -48,16 +49,22 @@ class MinuteDedup:
             self._evict_oldest()
         return False
 
+    def grew(self, added: int) -> None:
+        """``added`` keys were put into ``buckets`` directly; enforce the cap."""
+        self._size += added
+        if self._size > self.max_entries:
+            self._evict_oldest()
+
     def expire(self, final_ms: int) -> None:
         """Forget minutes that end at or before ``final_ms`` (their events are late from now on)."""
-        old = [minute for minute in self._buckets if minute + MINUTE_MS <= final_ms]
+        old = [minute for minute in self.buckets if minute + MINUTE_MS <= final_ms]
         for minute in old:
-            self._size -= len(self._buckets.pop(minute))
+            self._size -= len(self.buckets.pop(minute))
 
     def _evict_oldest(self) -> None:
-        for minute in sorted(self._buckets):
+        for minute in sorted(self.buckets):
             if self._size <= self.max_entries:
                 return
-            dropped = len(self._buckets.pop(minute))
+            dropped = len(self.buckets.pop(minute))
             self._size -= dropped
             self.evicted += dropped

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Final
@@ -450,11 +450,14 @@ class PartitionEngine:
                 del self._cache[actor]
         return out
 
-    def restore(self) -> None:
+    def restore(self, owns: Callable[[str], bool] | None = None) -> None:
         """Rebuild timers and counters from ``store`` (after a restart or a partition assignment).
 
-        Without an explicit ``watermark_ms``, the watermark becomes the largest one stamped on a state
-        of an already committed interval (``seq < flush_seq``).
+        ``owns(actor_id)`` selects this partition's actors when ``store`` is shared by several
+        partitions (a Faust table holds every partition assigned to the worker); an engine must not
+        run timers for another partition's followers. Without an explicit ``watermark_ms``, the
+        watermark becomes the largest one stamped on a state of an already committed interval
+        (``seq < flush_seq``).
         """
         self._timers = TimerIndex()
         self._cache.clear()
@@ -463,6 +466,8 @@ class PartitionEngine:
         tracked = engaged = 0
         watermark = _NO_WATERMARK
         for actor, raw in self.store.items():
+            if owns is not None and not owns(actor):
+                continue
             state = decode(raw)
             tracked += len(state.pairs)
             due: int | None = None

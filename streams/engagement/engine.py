@@ -17,6 +17,13 @@ worker's Faust table. Decoded states are cached (bounded by ``Rule.cache_max_act
 flushes). Likes and other non-substantive events never decode state on the hot path: their score
 contributions are summed per pair in a dict and folded in at :meth:`drain` / :meth:`dirty`.
 
+Performance: the per-event path is an inlined loop (see :meth:`_ingest`); per commit interval the
+cost follows the number of distinct followers touched (one fold, one encode, one score row each).
+Pair times and pending contributions are tuples because a worker holding hundreds of thousands of
+cached pairs otherwise spends more time in the cyclic GC's full passes than in the rule; the worker
+process should also raise the GC thresholds (``gc.freeze()`` after start-up,
+``gc.set_threshold(50_000, 20, 100)``), which about doubles throughput (``tests/bench/bench_core.py``).
+
 The flush protocol per commit interval is ``drain()`` → write outputs → ``dirty()`` (persists
 changed states, stamping ``flush_seq``) → commit offsets. After a crash, build the engine with the
 ``flush_seq`` and ``watermark_ms`` of the last *committed* interval and call :meth:`restore`; an actor
@@ -337,7 +344,8 @@ class PartitionEngine:
             state = cache.get(actor)
             if state is None:
                 if actor not in store:
-                    # A new follower with only likes and the like: nothing to decode, one timer (expiry).
+                    # A follower not seen before (the common case for likes): nothing to decode, and
+                    # one timer, for the score's expiry.
                     pair = PairState(account, platform, False, (), (), score, at, interactions)
                     state = cache[actor] = ActorState(final)
                     state.pairs[account] = pair

@@ -17,6 +17,7 @@ import argparse
 import bisect
 import gc
 import random
+import resource
 import sys
 import time
 from collections.abc import Iterator
@@ -73,13 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--interval", type=int, default=100_000, help="events between drain()+dirty()")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--cache", type=int, default=Rule().cache_max_actors, help="Rule.cache_max_actors")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument(
         "--gc-freeze", action="store_true", help="gc.freeze() + gc.set_threshold(50_000, 20, 100)"
     )
     args = parser.parse_args(argv)
 
-    engine = PartitionEngine(Rule())
+    engine = PartitionEngine(Rule(cache_max_actors=args.cache))
     processed = flushes = written = 0
     process_s = flush_s = 0.0
     since_flush = 0
@@ -134,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         f"bytes per pair        {state_bytes / max(1, engine.tracked_pairs):>12.1f}   (actor header included)"
     )
     print(f"dedup entries         {engine.dedup_entries:>12,}")
+    print(f"max RSS               {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:>12,.0f} MiB")
     if profiler:
         import pstats
 

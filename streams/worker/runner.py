@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from streams.engagement import DUPLICATE, LATE, OK, PartitionEngine
+from streams.engagement import LATE, PartitionEngine
 from streams.engagement.model import Outputs
 from streams.errors import SinkUnavailable
 from streams.events import Interaction, Rejected, iter_message
@@ -133,32 +133,35 @@ class PartitionRunner:
         self.position[topic] = offset
         if offset <= self.meta.flushed.get(topic, -1):
             return  # already in the table and the sink: a replay of a flushed interval
-        process = self.engine.process
-        consumed = self.metrics.events_consumed
-        newest = self.topic_watermark.get(topic, -1)
+        batch: list[Interaction] = []
+        by_type: dict[str, int] = {}
         for item in iter_message(value):
             if isinstance(item, Interaction):
-                if item.occurred_at_ms > newest:
-                    newest = item.occurred_at_ms
-                outcome = process(item)
-                if outcome is OK:
-                    consumed.labels(item.type).inc()
-                elif outcome is DUPLICATE:
-                    self.metrics.events_deduplicated.inc()
-                else:
-                    self.late_in_interval += 1
-                    self._dead_letter(
-                        LATE,
-                        f"occurred_at {item.occurred_at_ms} is older than the watermark "
-                        f"{self.engine.watermark_ms} minus the allowed lateness",
-                        item.to_json(),
-                        topic,
-                        offset,
-                    )
+                batch.append(item)
+                by_type[item.type] = by_type.get(item.type, 0) + 1
             else:
                 self._dead_letter(item.error.reason, str(item.error), item.raw, topic, offset, item)
-        if newest >= 0:
-            self.topic_watermark[topic] = newest
+        if not batch:
+            return
+        newest = max(self.topic_watermark.get(topic, -1), max(event.occurred_at_ms for event in batch))
+        self.topic_watermark[topic] = newest
+        counts = self.engine.process_many(batch)
+        # events_consumed counts every valid event read; duplicates and late ones are also counted
+        # under their own metrics. Incremented per envelope: a labelled inc per event costs ~1 µs.
+        for event_type, count in by_type.items():
+            self.metrics.events_consumed.labels(event_type).inc(count)
+        if counts.duplicate:
+            self.metrics.events_deduplicated.inc(counts.duplicate)
+        for late in counts.late:
+            self.late_in_interval += 1
+            self._dead_letter(
+                LATE,
+                f"occurred_at {late.occurred_at_ms} is older than the watermark {self.engine.watermark_ms} "
+                "minus the allowed lateness",
+                late.to_json(),
+                topic,
+                offset,
+            )
         effective = self.effective_watermark()
         if effective is not None:
             self.engine.advance_watermark(effective)

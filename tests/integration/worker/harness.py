@@ -133,7 +133,10 @@ def caught_up(workers: list[WorkerProcess], interaction_topics: tuple[str, ...],
 def wait_for(predicate: Any, timeout: float, interval: float = 0.5, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass  # the process is not serving yet (metrics port not open)
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -113,7 +113,7 @@ class WorkerRuntime:
             )
             engine.restore()
             self.runners[partition] = runner
-            log.info("partition %d: %d pairs recovered", partition, engine.tracked_pairs)
+            log.info("recovered %s", runner.describe())
         return runner
 
     def feed(self, events: list[Any], highwater: Callable[[TP], int | None]) -> None:
@@ -201,6 +201,8 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
         # flushed offsets by the progress record instead. What matters here is the sink write.
         async with runtime.lock:
             await runtime.maybe_flush(force=True)
+            for runner in runtime.runners.values():
+                log.info("stopping: %s", runner.describe())
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:

@@ -175,6 +175,14 @@ class PartitionRunner:
         self.dlq.append(dlq_record(reason, detail, raw, source))
         self.metrics.events_rejected.labels(reason).inc()
 
+    def describe(self) -> str:
+        """One line of where this partition stands (logged at recovery and at shutdown)."""
+        return (
+            f"partition {self.partition}: watermark {self.engine.watermark_ms}, final {self.engine.final_ms}, "
+            f"flush {self.engine.flush_seq}, per topic {self.topic_watermark}, positions {self.position}, "
+            f"high-waters {self.highwater}, pairs {self.engine.tracked_pairs}, replaying {self.replay_target}"
+        )
+
     @property
     def has_work(self) -> bool:
         return bool(self.handles)

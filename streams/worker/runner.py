@@ -177,10 +177,11 @@ class PartitionRunner:
 
     def describe(self) -> str:
         """One line of where this partition stands (logged at recovery and at shutdown)."""
+        engine = self.engine
         return (
-            f"partition {self.partition}: watermark {self.engine.watermark_ms}, "
-            f"final {self.engine.final_ms}, flush {self.engine.flush_seq}, per topic {self.topic_watermark}, positions {self.position}, "
-            f"high-waters {self.highwater}, pairs {self.engine.tracked_pairs}, replaying {self.replay_target}"
+            f"partition {self.partition}: watermark {engine.watermark_ms}, final {engine.final_ms}, "
+            f"flush {engine.flush_seq}, per topic {self.topic_watermark}, positions {self.position}, "
+            f"high-waters {self.highwater}, pairs {engine.tracked_pairs}, replaying {self.replay_target}"
         )
 
     @property

@@ -29,6 +29,7 @@ from streams.sinks.backoff import Backoff
 from streams.sinks.base import Sink
 from streams.worker import highwater
 from streams.worker.dedup_log import DEDUP_PREFIX
+from streams.worker.drop_wiring import register_stage2
 from streams.worker.runner import PartitionRunner
 from streams.worker.state import PartitionView
 
@@ -180,6 +181,7 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
     runtime.outputs = FaustOutputs(
         app, settings.topics.flags, settings.topics.dlq, settings.topics.account_hours, partitions
     )
+    register_stage2(app, settings, runtime)  # drop detection on engagement.account-hours
     interval = settings.commit_interval_ms / 1000
 
     @app.agent(source, name="engagement", concurrency=1)

@@ -27,7 +27,9 @@ def account_hour_records(
     engaged_delta: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     active: set[int] = set()
     for row in outputs.account_minutes:
-        active.add(row.minute_ms - row.minute_ms % HOUR_MS)
+        # events only: a row holding just lapses (fired by timers, in hours nobody wrote in) is not data
+        if row.likes or row.comments or row.shares or row.follows or row.unfollows:
+            active.add(row.minute_ms - row.minute_ms % HOUR_MS)
         if row.substantive:
             substantive[row.account_id][row.minute_ms - row.minute_ms % HOUR_MS] += row.substantive
     for transition in outputs.transitions:

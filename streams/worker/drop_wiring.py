@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -44,7 +44,6 @@ from streams.engagement.model import HOUR_MS, Alert, stable_id
 from streams.engagement.records import alert_to_json
 from streams.errors import AlertmanagerRejected, AlertmanagerUnavailable, SinkUnavailable
 from streams.metrics import Metrics
-from streams.partitioning import partition_for
 from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import Sink, SinkBatch
@@ -60,26 +59,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TABLE_NAME = "drop-state"
-
-
-class _TableView(PartitionView):
-    """:class:`PartitionView` whose key → partition lookups are cached: hour closes scan every key."""
-
-    def __init__(self, table: MutableMapping[bytes, bytes], partition: int, partitions: int) -> None:
-        super().__init__(table, partition, partitions)
-        self._cache: dict[bytes, int] = {}
-
-    def __iter__(self) -> Iterator[str]:
-        cache = self._cache
-        for key in list(self._table.keys()):
-            raw = key if isinstance(key, bytes) else str(key).encode()
-            partition = cache.get(raw)
-            if partition is None:
-                if len(cache) >= 1_000_000:
-                    cache.clear()
-                partition = cache[raw] = partition_for(raw, self._partitions)
-            if partition == self._partition:
-                yield raw.decode()
 
 
 class AlertPort(Protocol):
@@ -140,7 +119,7 @@ class DropStage:
     def processor_for(self, partition: int) -> tuple[AccountHoursProcessor, StagedStore]:
         found = self.processors.get(partition)
         if found is None:
-            staged = StagedStore(_TableView(self.table, partition, self.partitions))
+            staged = StagedStore(PartitionView(self.table, partition, self.partitions))
             processor = AccountHoursProcessor(self.rule, staged, partition, self.partitions)
             found = self.processors[partition] = (processor, staged)
             meta = processor.meta()

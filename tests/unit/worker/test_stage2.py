@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.engagement.drop_state import decode_state
 from streams.engagement.drops import DropRule
 from streams.engagement.model import HOUR_MS, AccountMinute, Alert, Outputs, Transition
 from streams.partitioning import partition_for
@@ -22,6 +23,7 @@ from streams.worker.stage2_state import (
 )
 from streams.worker.staged import StagedStore
 from tests.drop_streams import MONDAY_MS, counts, hour_ms, key, messages, reference
+from tests.unit.engagement.test_records import _accepts
 
 RULE = DropRule()
 H0 = hour_ms(0)
@@ -134,6 +136,21 @@ def test_silent_accounts_get_zeros_and_hours_nobody_saw_are_gaps() -> None:
     assert view is not None and view.last_hour_ms == hour_ms(hours + 2)
 
 
+def test_hours_with_only_lapses_are_gaps_and_the_lapses_still_count() -> None:
+    store: dict[str, bytes] = {}
+    proc = AccountHoursProcessor(RULE, store, 0, 1)
+    proc.handle(partials("acme", 0, 0, [[H0, 10, 2]]))
+    proc.handle(heartbeat(0, H0 + HOUR_MS, [H0]))
+    # a lapse fired by a timer in an hour nobody wrote in: a partial, but no event anywhere
+    proc.handle(partials("acme", 0, 1, [[H0 + HOUR_MS, 0, -1]]))
+    assert proc.handle(heartbeat(0, H0 + 3 * HOUR_MS, [], seq=1)).closed_hours == 2
+    aux, detector = decode_account(store["acme"])
+    assert aux.pending == {} and aux.engaged == 1
+    state = decode_state(detector)
+    assert state.last_hour * HOUR_MS == H0 + 2 * HOUR_MS
+    assert state.count_at(H0 // HOUR_MS) == 10 and state.count_at(H0 // HOUR_MS + 1) is None  # a gap
+
+
 def test_a_cut_account_opens_and_resolves_exactly_once_as_the_pure_detector_says() -> None:
     hours = 9 * 24
     cut_start = 8 * 24 + 10
@@ -241,6 +258,7 @@ def test_heartbeats_name_the_hours_a_flush_saw_any_event_in() -> None:
         account_minutes=[
             AccountMinute("acme", "x", minute, likes=2),  # likes only: active, no partial
             AccountMinute("acme", "x", H0 + 60_000, comments=1, substantive=1),
+            AccountMinute("acme", "x", H0 + 9 * HOUR_MS, lapsed=1),  # a lapse is not an event
         ],
     )
     records, beat = account_hour_records(
@@ -250,6 +268,10 @@ def test_heartbeats_name_the_hours_a_flush_saw_any_event_in() -> None:
     assert orjson.loads(beat)["active_hours"] == [H0, H0 + 5 * HOUR_MS]
     assert orjson.loads(beat)["complete_before_ms"] == MONDAY_MS * 2 - 10
     assert [orjson.loads(v)["hours"] for _, v in records] == [[[H0, 1, 1]]]
+    for doc in [beat, *(v for _, v in records)]:
+        assert _accepts("account_hours", orjson.loads(doc))  # schemas/events/account_hours.v1.json
+    # and so does the simulated stage 1 the other tests use
+    assert all(_accepts("account_hours", m) for m in messages(counts({"a": 5.0}, 3, seed=1), 2, seed=2))
 
 
 def test_staged_store_commits_in_order_with_the_named_key_last() -> None:

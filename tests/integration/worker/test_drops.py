@@ -4,7 +4,8 @@ The replay: 8.5 days of event time for three accounts at 35-45 substantive comme
 one-word comments, which do not count), one account cut by 90% for 4 hours on day 8 (after the
 one-week warm-up). It is published in two phases around a SIGKILL of the worker, so the open alert
 must survive the restart (``drop-state`` recovered from its changelog) and be resolved exactly once.
-Alertmanager (Debian's ``prometheus-alertmanager``) receives it through ``ENGAGE_ALERTMANAGER_URL``.
+Alertmanager (Debian's ``prometheus-alertmanager``, with the deployed routing) receives it through
+``ENGAGE_ALERTMANAGER_URL`` and notifies the brand receiver of the firing and the resolved alert.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from streams.sinks.backoff import Backoff
 from streams.sinks.clickhouse import ClickHouseSink
 from streams.worker.drop_wiring import DropStage
 from tests.drop_streams import MONDAY_MS, counts, key, messages, reference, routed
-from tests.integration.alertmanager import AlertmanagerServer
+from tests.integration.alertmanager import AlertmanagerServer, WebhookReceiver, deploy_config
 from tests.integration.worker.harness import WorkerEnv, WorkerProcess, read_topic, wait_for
 from tests.scenarios import sentinels
 
@@ -39,7 +40,6 @@ HOURS = 8 * 24 + 12
 CUT_FIRST = 7 * 24 + 10  # day 8, 10:00 UTC (a Monday; the week before is the warm-up)
 CUT_LAST = CUT_FIRST + 3
 PHASE_1_HOURS = CUT_FIRST + 3  # published before the kill: the cut is still on
-AM_CONFIG = {"route": {"receiver": "blackhole", "group_wait": "1s"}, "receivers": [{"name": "blackhole"}]}
 
 
 def _events(hourly: list[dict[str, int]], first_hour: int, seed: int) -> list[Interaction]:
@@ -117,7 +117,7 @@ def test_a_cut_account_opens_and_resolves_exactly_once(broker: EmbeddedBroker, t
     phase_2 = _events(hourly[PHASE_1_HOURS:], PHASE_1_HOURS, seed=2)
 
     (tmp_path / "am").mkdir()
-    with AlertmanagerServer(tmp_path / "am", AM_CONFIG) as am:
+    with WebhookReceiver() as hook, AlertmanagerServer(tmp_path / "am", deploy_config(hook.url)) as am:
         cfg = WorkerEnv(broker.bootstrap, tmp_path / "data", extra={"ENGAGE_ALERTMANAGER_URL": am.url})
         settings = Settings.from_env(cfg.env(0))
         create_topics(settings, broker.bootstrap)
@@ -135,6 +135,13 @@ def test_a_cut_account_opens_and_resolves_exactly_once(broker: EmbeddedBroker, t
                 "severity": "warning",
             }
             assert firing["status"]["state"] == "active"
+            # routed by the deployed config to the brand receiver, one group per account
+            (path, note), *_ = hook.wait_for(1)
+            assert (path, note["status"], note["groupLabels"]) == (
+                "/brands",
+                "firing",
+                {"alertname": "EngagementDrop", "account_id": "brand-cut"},
+            )
             assert _metric(worker, 'engage_drop_alerts_total{kind="drop",state="opened"}') == 1
             assert _metric(worker, "engage_drop_alerts_open ") == 1
             time.sleep(1.0)  # let the worker commit what it acknowledged, then crash it
@@ -146,6 +153,8 @@ def test_a_cut_account_opens_and_resolves_exactly_once(broker: EmbeddedBroker, t
             records = _alerts(settings, lambda r: len(r) >= 2, 120)
             assert records == expected, worker.log()[-3000:]
             wait_for(lambda: not _firing(am, "brand-cut"), 20, what="the alert resolved in Alertmanager")
+            notes = hook.wait_for(2)
+            assert [(p, n["status"]) for p, n in notes] == [("/brands", "firing"), ("/brands", "resolved")]
             assert _metric(worker, 'engage_drop_alerts_total{kind="drop",state="resolved"}') == 1
             assert _metric(worker, "engage_drop_alerts_open ") == 0
             assert _metric(worker, "engage_drop_late_partials_total ") == 0

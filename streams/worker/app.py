@@ -1,5 +1,8 @@
 """The Faust app: topics, the state table, one agent and one timer. Thin wiring only.
 
+Drop detection (stage 2: the ``drops`` agent and its ``drop-state`` table on
+``engagement.account-hours``) is added by :func:`streams.worker.drop_wiring.register_stage2`.
+
 Why ``noack_take`` and explicit acks: Faust's ``take()`` acknowledges a batch in a ``finally`` as soon
 as the loop body returns, so offsets could be committed before the ClickHouse write. With
 ``noack_take`` the runner acknowledges a message only after the flush that covers it completed

@@ -8,10 +8,11 @@ the sink's backoff while ClickHouse is unavailable), the ``engage_drop_alerts_*`
 when ``ENGAGE_ALERTMANAGER_URL`` is set, Alertmanager (after every closed hour the open alerts are
 re-posted too, see :mod:`streams.alerting`).
 
-**Why a replay is harmless.** Only after the outputs are delivered are the staged writes put into
-the table (accounts first, the partition's meta last, all on the same changelog partition, so what
-survives a crash is a prefix of them), then the changelog is flushed, and only then does the loop
-body return, which is when Faust acknowledges the message. So:
+**Why a replay is harmless.** Only after a message's outputs are delivered are its staged writes put
+into the table (accounts first, the partition's meta last, all on that partition's changelog, so
+what survives a crash is a prefix of the writes in order). The agent takes messages in small batches
+without acknowledging them (``noack_take``), flushes the changelog once per batch, and only then
+acknowledges the batch, so Faust never commits an offset whose state is not durable. So:
 
 - a crash before the table writes replays the message against the old state: the same alerts are
   computed again, with the same ``alert_id`` (a hash of account, kind, opening hour and state): the
@@ -23,8 +24,9 @@ body return, which is when Faust acknowledges the message. So:
   state and pending hours are one value, so consistently) and the meta saying it is not closed: the
   replay closes it again, and the detector ignores an hour at or before an account's last hour.
 
-Messages are processed one at a time: the topic carries one record per (account, flush) and one
-heartbeat per (source partition, flush), a small stream compared with the events.
+Messages are processed one at a time (one record per account and flush, one heartbeat per source
+partition and flush: a small stream compared with the events); only the changelog flush is batched,
+as it is a broker round trip.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ class DropStage:
     poster: AlertPoster | None = None
     processors: dict[int, tuple[AccountHoursProcessor, StagedStore]] = field(default_factory=dict)
     on_paused: Callable[[bool], None] = lambda paused: None
+    unsynced: bool = False
 
     @classmethod
     def from_settings(
@@ -142,7 +145,10 @@ class DropStage:
         self._update_open_gauge()
 
     async def process(self, partition: int, value: bytes) -> Handled | None:
-        """Handle one message of partition ``partition``; returns once its effects are durable."""
+        """Handle one message of ``partition``: outputs delivered, then its state put in the table.
+
+        The state is not durable yet: :meth:`sync` before acknowledging the message.
+        """
         try:
             record = orjson.loads(value)
         except orjson.JSONDecodeError:
@@ -157,8 +163,14 @@ class DropStage:
             raise
         if staged.staged:
             staged.commit(last=processor.meta_key)
-            await self.outputs.sync_state()
+            self.unsynced = True
         return handled
+
+    async def sync(self) -> None:
+        """Wait until every table write of the messages processed so far is durable."""
+        if self.unsynced:
+            await self.outputs.sync_state()
+            self.unsynced = False
 
     async def _deliver(self, processor: AccountHoursProcessor, handled: Handled) -> None:
         alerts = handled.alerts
@@ -243,9 +255,12 @@ def register_stage2(app: faust.App, settings: Settings, runtime: WorkerRuntime) 
 
     @app.agent(topic, name="drops", concurrency=1)
     async def drops(stream: Any) -> None:
-        # Faust acknowledges an event when the loop body returns: after process() made it durable.
-        async for event in stream.events():
-            await stage.process(event.message.partition, event.value)
+        async for events in stream.noack_take(100, within=0.2):
+            for event in events:
+                await stage.process(event.message.partition, event.value)
+            await stage.sync()
+            for event in events:
+                event.ack()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:

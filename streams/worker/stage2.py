@@ -154,7 +154,9 @@ class AccountHoursProcessor:
         last = self._last_closable(meta)
         if last is not None:
             handled.alerts, handled.closed_hours = self._close_through(meta, last)
-        self.store[self.meta_key] = meta.encode()
+        encoded = meta.encode()
+        if encoded != self.store.get(self.meta_key):  # a repeated heartbeat changes nothing
+            self.store[self.meta_key] = encoded
         return handled
 
     def waiting_for(self) -> list[int]:

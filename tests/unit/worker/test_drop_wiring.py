@@ -78,6 +78,7 @@ def process_all(s: DropStage, items: list[tuple[int, bytes]]) -> None:
     async def go() -> None:
         for partition, value in items:
             await s.process(partition, value)
+            await s.sync()
 
     asyncio.run(go())
 
@@ -158,3 +159,26 @@ def test_an_undecodable_record_is_skipped() -> None:
     s = stage()
     assert asyncio.run(s.process(0, b"{not json")) is None
     assert s.table == {}
+
+
+def test_only_messages_that_change_state_need_a_changelog_flush() -> None:
+    s = stage()
+    port = s.outputs
+    assert isinstance(port, Port)
+    beat = orjson.dumps(
+        {
+            "heartbeat": True,
+            "source_partition": 0,
+            "epoch": "e",
+            "seq": 0,
+            "complete_before_ms": 7,
+            "active_hours": [],
+        }
+    )
+    asyncio.run(s.process(1, beat))
+    assert s.unsynced
+    asyncio.run(s.sync())
+    assert port.syncs == 1 and not s.unsynced
+    asyncio.run(s.process(1, beat))  # the same heartbeat again (a replay): nothing to write
+    asyncio.run(s.sync())
+    assert port.syncs == 1 and not s.unsynced

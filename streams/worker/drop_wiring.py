@@ -102,6 +102,7 @@ class DropStage:
     processors: dict[int, tuple[AccountHoursProcessor, StagedStore]] = field(default_factory=dict)
     on_paused: Callable[[bool], None] = lambda paused: None
     unsynced: bool = False
+    open_counts: dict[int, int] = field(default_factory=dict)  # per partition, for the gauge
 
     @classmethod
     def from_settings(
@@ -130,7 +131,7 @@ class DropStage:
                 self.metrics.drop_hour_closed.labels(str(partition)).set(
                     (meta.closed_through + HOUR_MS) / 1000
                 )
-            self._update_open_gauge()
+            self._count_open(partition, processor)
             log.info(
                 "account-hours partition %d: hours closed through %s, waiting for sources %s",
                 partition,
@@ -142,7 +143,8 @@ class DropStage:
     def forget(self, partitions: set[int]) -> None:
         for partition in partitions:
             self.processors.pop(partition, None)
-        self._update_open_gauge()
+            self.open_counts.pop(partition, None)
+        self.metrics.open_drop_alerts.set(sum(self.open_counts.values()))
 
     async def process(self, partition: int, value: bytes) -> Handled | None:
         """Handle one message of ``partition``: outputs delivered, then its state put in the table.
@@ -187,15 +189,16 @@ class DropStage:
                 self.metrics.drop_hour_closed.labels(str(processor.partition)).set(
                     (closed_through + HOUR_MS) / 1000
                 )
-            self._update_open_gauge()
+            still_open = self._count_open(processor.partition, processor)
             if self.poster is not None:
-                resolved = [a for a in alerts if a.state == RESOLVED]
-                await self._post(resolved + list(processor.detector.open_alerts()))
+                await self._post([a for a in alerts if a.state == RESOLVED] + still_open)
 
     async def _write_sink(self, alerts: list[Alert]) -> None:
         ids = sorted(a.alert_id for a in alerts)
         # One insert per message; the token names its alerts, so a replay of the message (same alerts,
-        # see the module docstring) is dropped. Several alerts at once (one hour's silences) share one.
+        # see the module docstring) is dropped. Several alerts at once (one hour's silences) share one;
+        # a replay after a half-durable crash may re-insert a subset under another token, which the
+        # table's ReplacingMergeTree (ORDER BY ... alert_id) collapses.
         token = f"alerts/{ids[0]}" if len(ids) == 1 else f"alerts/{len(ids)}/{stable_id(*ids)[:16]}"
         batch = SinkBatch(token, alerts=alerts)
         paused = False
@@ -232,10 +235,12 @@ class DropStage:
         except AlertmanagerRejected as exc:
             log.error("Alertmanager rejected %d alert(s): %s", len(alerts), exc)
 
-    def _update_open_gauge(self) -> None:
-        self.metrics.open_drop_alerts.set(
-            sum(sum(1 for _ in p.detector.open_alerts()) for p, _ in self.processors.values())
-        )
+    def _count_open(self, partition: int, processor: AccountHoursProcessor) -> list[Alert]:
+        """The partition's open alerts; the gauge is their number summed over this worker's partitions."""
+        still_open = list(processor.detector.open_alerts())
+        self.open_counts[partition] = len(still_open)
+        self.metrics.open_drop_alerts.set(sum(self.open_counts.values()))
+        return still_open
 
 
 def register_stage2(app: faust.App, settings: Settings, runtime: WorkerRuntime) -> DropStage:

@@ -57,6 +57,8 @@ class Metrics:
     # --- drop detection ------------------------------------------------------------------------
     drop_alerts: Counter  # labels: state (opened|resolved), kind (drop|silence)
     open_drop_alerts: Gauge  # accounts with an open engagement-drop alert
+    drop_hour_closed: Gauge  # labels: partition — end of the last event-time hour closed, unix seconds
+    drop_late_partials: Counter  # per-account hourly partials that arrived after their hour closed
     # --- ingest --------------------------------------------------------------------------------
     webhook_requests: Counter  # labels: platform, status (HTTP status code)
     webhook_latency: Histogram  # labels: platform — seconds from request read to response
@@ -137,6 +139,15 @@ class Metrics:
                 ("state", "kind"),
             ),
             open_drop_alerts=gauge("drop_alerts_open", "Accounts with an open engagement-drop alert."),
+            drop_hour_closed=gauge(
+                "drop_hour_closed_seconds",
+                "End of the last event-time hour closed by drop detection, by account-hours partition.",
+                ("partition",),
+            ),
+            drop_late_partials=counter(
+                "drop_late_partials_total",
+                "Per-account hourly partials that arrived after their hour had closed (counts dropped).",
+            ),
             webhook_requests=counter(
                 "webhook_requests_total",
                 "Webhook HTTP requests, by platform and status.",

@@ -5,7 +5,9 @@ flush each stream partition publishes, keyed by ``account_id``, what it saw of e
 event-time hour (substantive interactions and the net change in engaged followers), tagged with
 ``(source partition, epoch, flush seq)`` so that a replayed flush can be recognised and ignored by
 the consumer. A heartbeat record per flush carries the source partition's watermark, from which
-the consumer decides when an hour is complete on every partition.
+the consumer decides when an hour is complete on every partition, and ``active_hours``: the hours in
+which this flush saw any event at all (of any account, any type), so that the consumer can tell an
+hour in which some accounts were silent from an hour in which nothing arrived anywhere (a gap).
 """
 
 from __future__ import annotations
@@ -23,7 +25,11 @@ def account_hour_records(
     """(records keyed by account, heartbeat to broadcast to every partition or None)."""
     substantive: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     engaged_delta: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    active: set[int] = set()
     for row in outputs.account_minutes:
+        # events only: a row holding just lapses (fired by timers, in hours nobody wrote in) is not data
+        if row.likes or row.comments or row.shares or row.follows or row.unfollows:
+            active.add(row.minute_ms - row.minute_ms % HOUR_MS)
         if row.substantive:
             substantive[row.account_id][row.minute_ms - row.minute_ms % HOUR_MS] += row.substantive
     for transition in outputs.transitions:
@@ -58,6 +64,7 @@ def account_hour_records(
                 "epoch": epoch,
                 "seq": seq,
                 "complete_before_ms": watermark_ms - lateness_ms,
+                "active_hours": sorted(active),
             }
         )
     return records, heartbeat

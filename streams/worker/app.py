@@ -1,5 +1,8 @@
 """The Faust app: topics, the state table, one agent and one timer. Thin wiring only.
 
+Drop detection (stage 2: the ``drops`` agent and its ``drop-state`` table on
+``engagement.account-hours``) is added by :func:`streams.worker.drop_wiring.register_stage2`.
+
 Why ``noack_take`` and explicit acks: Faust's ``take()`` acknowledges a batch in a ``finally`` as soon
 as the loop body returns, so offsets could be committed before the ClickHouse write. With
 ``noack_take`` the runner acknowledges a message only after the flush that covers it completed
@@ -31,6 +34,7 @@ from streams.sinks.base import Sink
 from streams.worker import highwater
 from streams.worker.bulk import ChangelogBuffer, Record, send_records
 from streams.worker.dedup_log import DEDUP_PREFIX
+from streams.worker.drop_wiring import register_stage2
 from streams.worker.runner import PartitionRunner
 from streams.worker.state import PartitionView
 
@@ -186,6 +190,7 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
     )
     runtime.table = table
     runtime.outputs = FaustOutputs(app, settings, table.changelog_topic.get_topic_name(), runtime.changelog)
+    register_stage2(app, settings, runtime)  # drop detection on engagement.account-hours
     interval = settings.commit_interval_ms / 1000
 
     @app.agent(source, name="engagement", concurrency=1)

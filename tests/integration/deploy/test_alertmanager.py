@@ -17,8 +17,8 @@ def test_routes_deliver_to_the_webhooks_and_inhibit_noise(tmp_path: Path) -> Non
     with WebhookReceiver() as hook, AlertmanagerServer(tmp_path, deploy_config(hook.url)) as am:
         am.post_alerts(
             [
-                # From the workers: per-account drop, `account` label → the brand receiver.
-                _alert(alertname="EngagementDrop", account="acme", severity="ticket"),
+                # From the workers: per-account drop, `account_id` label → the brand receiver.
+                _alert(alertname="EngagementDrop", account_id="acme", kind="drop", severity="warning"),
                 # From Prometheus: a page to ops.
                 _alert(alertname="EngageSinkPaused", severity="page", instance="w1", job="engage-worker"),
                 # Inhibited by EngageSinkPaused: lag grows by design while the sink is paused.
@@ -31,8 +31,8 @@ def test_routes_deliver_to_the_webhooks_and_inhibit_noise(tmp_path: Path) -> Non
 
         brands = by_path["/brands"]
         assert brands["receiver"] == "brand-webhook"
-        assert brands["groupLabels"] == {"alertname": "EngagementDrop", "account": "acme"}
-        assert [a["labels"]["account"] for a in brands["alerts"]] == ["acme"]
+        assert brands["groupLabels"] == {"alertname": "EngagementDrop", "account_id": "acme"}
+        assert [a["labels"]["account_id"] for a in brands["alerts"]] == ["acme"]
         assert brands["status"] == "firing"
 
         ops = by_path["/ops"]

@@ -28,8 +28,8 @@ def _route(*labels: str) -> str:
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [
-        # Per-account drops posted by the workers carry an `account` label.
-        (("alertname=EngagementDrop", "account=acme", "severity=ticket"), "brand-webhook"),
+        # Per-account drops posted by the workers carry an `account_id` label (streams/alerting.py).
+        (("alertname=EngagementDrop", "account_id=acme", "kind=drop", "severity=warning"), "brand-webhook"),
         (("alertname=EngageWorkerDown", "severity=page", "job=engage-worker"), "ops-webhook"),
         (("alertname=EngageGlobalEngagementDrop", "severity=ticket"), "ops-webhook"),
         (("alertname=Anything",), "ops-webhook"),

@@ -17,7 +17,11 @@ from streams.engagement.records import alert_to_json, iso_ms, transition_to_json
 from streams.events import load_schema
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "schemas" / "events" / "examples"
-SCHEMAS = {"alerts": "engagement_alert.v1.json", "flags": "engagement_flag.v1.json"}
+SCHEMAS = {
+    "alerts": "engagement_alert.v1.json",
+    "flags": "engagement_flag.v1.json",
+    "account_hours": "account_hours.v1.json",
+}
 
 
 def _compile(name: str) -> Any:

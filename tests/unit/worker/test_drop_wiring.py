@@ -1,0 +1,184 @@
+"""The drops agent's body (:class:`DropStage`) with in-process twins: outputs, order, retries, failures."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from streams.alerting import MemoryAlertPoster
+from streams.engagement.drops import DropRule
+from streams.engagement.model import Alert
+from streams.engagement.records import alert_to_json, iso_ms
+from streams.errors import SinkUnavailable
+from streams.metrics import Metrics
+from streams.sinks.backoff import Backoff
+from streams.sinks.base import MemorySink, SinkBatch
+from streams.worker.drop_wiring import DropStage
+from streams.worker.stage2_state import hours_meta_key
+from tests.drop_streams import counts, messages, routed
+
+P = 4
+NOW_S = 1_790_000_000.0  # wall clock of the Alertmanager twin: after the stream's event time
+
+
+class Port:
+    """The Kafka twin: what was sent, and how many times state was synced; can fail once."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, bytes]] = []
+        self.syncs = 0
+        self.fail_next = False
+
+    async def send_alerts(self, records: list[tuple[bytes, bytes]]) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("broker gone")
+        self.sent.extend(records)
+
+    async def sync_state(self) -> None:
+        self.syncs += 1
+
+
+class FlakySink(MemorySink):
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def write(self, batch: SinkBatch) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise SinkUnavailable("ClickHouse restarting")
+        super().write(batch)
+
+
+def stage(sink: MemorySink | None = None, poster: MemoryAlertPoster | None = None) -> DropStage:
+    return DropStage(
+        DropRule(),
+        P,
+        {},
+        Port(),
+        sink if sink is not None else MemorySink(),
+        Metrics.create(CollectorRegistry()),
+        Backoff(rand=lambda: 0.0),
+        poster,
+    )
+
+
+def drop_stream() -> list[tuple[int, bytes]]:
+    hourly = counts(
+        {"a": 50, "b": 40, "cut": 45}, 8 * 24 + 12, seed=7, cut=("cut", 8 * 24 + 2, 8 * 24 + 5, 0.1)
+    )
+    return routed(messages(hourly, P, seed=8), P)
+
+
+def process_all(s: DropStage, items: list[tuple[int, bytes]]) -> None:
+    async def go() -> None:
+        for partition, value in items:
+            await s.process(partition, value)
+            await s.sync()
+
+    asyncio.run(go())
+
+
+def sample(s: DropStage, name: str, **labels: str) -> float:
+    value = s.metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def test_alerts_go_to_the_topic_the_sink_the_metrics_and_alertmanager() -> None:
+    poster = MemoryAlertPoster(clock=lambda: NOW_S)
+    s = stage(poster=poster)
+    items = drop_stream()
+    process_all(s, items)
+    port = s.outputs
+    assert isinstance(port, Port) and isinstance(s.sink, MemorySink)
+    alerts = [orjson.loads(v) for _, v in port.sent]
+    assert [(a["account_id"], a["kind"], a["state"]) for a in alerts] == [
+        ("cut", "drop", "opened"),
+        ("cut", "drop", "resolved"),
+    ]
+    assert [k for k, _ in port.sent] == [b"cut", b"cut"]
+    sunk: list[Alert] = s.sink.alerts
+    assert [alert_to_json(a) for a in sunk] == [v for _, v in port.sent]
+    assert [b.token for b in s.sink.batches] == [f"alerts/{a.alert_id}" for a in sunk]
+    assert sample(s, "engage_drop_alerts_total", state="opened", kind="drop") == 1
+    assert sample(s, "engage_drop_alerts_total", state="resolved", kind="drop") == 1
+    assert sample(s, "engage_drop_alerts_open") == 0
+    assert sample(s, "engage_drop_late_partials_total") == 0
+    for q in range(P):
+        assert sample(s, "engage_drop_hour_closed_seconds", partition=str(q)) > 0
+    # Alertmanager: the opening, re-posts of the open alert after each closed hour, the resolution
+    # (an open alert ends in the future, "now + TTL"; a resolved one at its event time, in the past)
+    states = [(p["labels"]["account_id"], p["endsAt"] > iso_ms(int(NOW_S * 1000))) for p in poster.posted]
+    assert states[0] == ("cut", True) and states[-1] == ("cut", False)
+    assert len(states) >= 4 and all(account == "cut" for account, _ in states)
+    # the state went to the table: every processed message synced it
+    assert 0 < port.syncs <= len(items)
+    assert all(isinstance(k, bytes) for k in s.table)
+    assert {hours_meta_key(q, P).encode() for q in range(P)} <= set(s.table)
+
+
+def test_a_failed_delivery_leaves_the_state_untouched_and_the_retry_delivers() -> None:
+    items = drop_stream()
+    undisturbed = stage()
+    first_alert = None
+    for i, (partition, value) in enumerate(items):
+        handled = asyncio.run(undisturbed.process(partition, value))
+        if first_alert is None and handled is not None and handled.alerts:
+            first_alert = i
+    assert first_alert is not None
+    s = stage()
+    port = s.outputs
+    assert isinstance(port, Port)
+    process_all(s, items[:first_alert])
+    before = dict(s.table)
+    port.fail_next = True
+    with pytest.raises(ConnectionError):
+        process_all(s, items[first_alert : first_alert + 1])
+    assert s.table == before and port.sent == []  # nothing applied, nothing acknowledged
+    process_all(s, items[first_alert:])  # Faust redelivers the message
+    assert [orjson.loads(v)["state"] for _, v in port.sent] == ["opened", "resolved"]
+    assert s.table == undisturbed.table
+
+
+def test_the_sink_is_retried_with_backoff_while_unavailable() -> None:
+    sink = FlakySink(failures=3)
+    s = stage(sink=sink)
+    paused: list[bool] = []
+    s.on_paused = paused.append
+    process_all(s, drop_stream())
+    assert len(sink.alerts) == 2
+    assert sample(s, "engage_sink_insert_retries_total", table="alerts") == 3
+    assert paused == [True, False]
+
+
+def test_an_undecodable_record_is_skipped() -> None:
+    s = stage()
+    assert asyncio.run(s.process(0, b"{not json")) is None
+    assert s.table == {}
+
+
+def test_only_messages_that_change_state_need_a_changelog_flush() -> None:
+    s = stage()
+    port = s.outputs
+    assert isinstance(port, Port)
+    beat = orjson.dumps(
+        {
+            "heartbeat": True,
+            "source_partition": 0,
+            "epoch": "e",
+            "seq": 0,
+            "complete_before_ms": 7,
+            "active_hours": [],
+        }
+    )
+    asyncio.run(s.process(1, beat))
+    assert s.unsynced
+    asyncio.run(s.sync())
+    assert port.syncs == 1 and not s.unsynced
+    asyncio.run(s.process(1, beat))  # the same heartbeat again (a replay): nothing to write
+    asyncio.run(s.sync())
+    assert port.syncs == 1 and not s.unsynced

@@ -1,0 +1,300 @@
+"""Stage 2 of drop detection (pure): replays, hour closing, silences, gaps, late partials, restarts."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.engagement.drop_state import decode_state
+from streams.engagement.drops import DropRule
+from streams.engagement.model import HOUR_MS, AccountMinute, Alert, Outputs, Transition
+from streams.partitioning import partition_for
+from streams.worker.account_hours import account_hour_records
+from streams.worker.stage2 import AccountHoursProcessor
+from streams.worker.stage2_state import (
+    AccountHours,
+    HoursMeta,
+    decode_account,
+    encode_account,
+    hours_meta_key,
+)
+from streams.worker.staged import StagedStore
+from tests.drop_streams import MONDAY_MS, counts, hour_ms, key, messages, reference
+from tests.unit.engagement.test_records import _accepts
+
+RULE = DropRule()
+H0 = hour_ms(0)
+
+
+def partials(
+    account: str, source: int, seq: int, hours: list[list[int]], epoch: str = "e1"
+) -> dict[str, Any]:
+    return {"account_id": account, "source_partition": source, "epoch": epoch, "seq": seq, "hours": hours}
+
+
+def heartbeat(source: int, complete_before: int, active: list[int] = (), seq: int = 0) -> dict[str, Any]:  # type: ignore[assignment]
+    return {
+        "heartbeat": True,
+        "source_partition": source,
+        "epoch": "e1",
+        "seq": seq,
+        "complete_before_ms": complete_before,
+        "active_hours": list(active),
+    }
+
+
+def run(proc: AccountHoursProcessor, msgs: list[dict[str, Any]]) -> list[Alert]:
+    alerts: list[Alert] = []
+    for message in msgs:
+        alerts += proc.handle(message).alerts
+    return alerts
+
+
+# --- replays and epochs ---------------------------------------------------------------------------
+
+
+def test_a_replayed_flush_is_ignored_and_a_new_epoch_is_accepted() -> None:
+    store: dict[str, bytes] = {}
+    proc = AccountHoursProcessor(RULE, store, 0, 2)
+    assert not proc.handle(partials("acme", 0, 3, [[H0, 10, 1]])).duplicate
+    assert proc.handle(partials("acme", 0, 3, [[H0, 10, 1]])).duplicate  # the same flush re-sent
+    assert proc.handle(partials("acme", 0, 2, [[H0, 7, 0]])).duplicate  # an older one
+    assert not proc.handle(partials("acme", 1, 0, [[H0, 5, 0]])).duplicate  # another source, own seqs
+    assert not proc.handle(partials("acme", 0, 4, [[H0, 1, 0]])).duplicate
+    aux, _ = decode_account(store["acme"])
+    assert aux.pending == {H0: [16, 1]}
+    # the source partition's progress record was recreated: its flush numbers start again
+    assert not proc.handle(partials("acme", 0, 0, [[H0, 2, 0]], epoch="e2")).duplicate
+    assert proc.handle(partials("acme", 0, 0, [[H0, 2, 0]], epoch="e2")).duplicate
+    aux, _ = decode_account(store["acme"])
+    assert aux.pending == {H0: [18, 1]}
+    assert aux.applied == {0: ("e2", 0), 1: ("e1", 0)}
+
+
+# --- closing -------------------------------------------------------------------------------------
+
+
+def test_an_hour_closes_only_when_every_source_is_past_it() -> None:
+    store: dict[str, bytes] = {}
+    proc = AccountHoursProcessor(RULE, store, 0, 3)
+    proc.handle(partials("acme", 0, 0, [[H0, 10, 2]]))
+    assert proc.handle(heartbeat(0, H0 + 2 * HOUR_MS, [H0])).closed_hours == 0
+    assert proc.handle(heartbeat(1, H0 + 2 * HOUR_MS, [H0])).closed_hours == 0
+    assert proc.waiting_for() == [2]  # never heard from: holds hours back (wait_for_all_sources)
+    assert proc.handle(heartbeat(2, H0 + HOUR_MS - 1)).closed_hours == 0  # one ms short
+    proc.handle(partials("acme", 2, 0, [[H0, 5, 0]]))  # still in time
+    handled = proc.handle(heartbeat(2, H0 + HOUR_MS))
+    assert handled.closed_hours == 1
+    assert proc.meta().closed_through == H0
+    view = proc.detector.view("acme")
+    assert view is not None and view.last_hour_ms == H0 and view.engaged_followers == 2
+    assert decode_account(store["acme"])[0].pending == {}
+    # the next hour needs every source past it again; the slowest one decides
+    assert proc.handle(heartbeat(0, H0 + 5 * HOUR_MS, [H0 + HOUR_MS])).closed_hours == 0
+    assert proc.handle(heartbeat(2, H0 + 3 * HOUR_MS)).closed_hours == 1  # source 1 is at +2h
+    assert proc.meta().closed_through == H0 + HOUR_MS
+
+
+def test_without_waiting_for_all_sources_a_silent_partition_does_not_hold_hours() -> None:
+    store: dict[str, bytes] = {}
+    proc = AccountHoursProcessor(RULE, store, 0, 3, wait_for_all_sources=False)
+    proc.handle(partials("acme", 0, 0, [[H0, 10, 0]]))
+    assert proc.handle(heartbeat(0, H0 + HOUR_MS, [H0])).closed_hours == 1
+    # source 1 becomes active afterwards: its partials of the closed hour are late, counted, dropped
+    handled = proc.handle(partials("acme", 1, 0, [[H0, 4, 1], [H0 + HOUR_MS, 3, 0]]))
+    assert handled.late == 1
+    aux, _ = decode_account(store["acme"])
+    assert aux.pending == {H0 + HOUR_MS: [3, 0]} and aux.engaged == 1
+    assert proc.meta().late_partials == 1
+    # partials alone do not make a source "heard from"; its first heartbeat does, and from then on
+    # it holds hours back like every other one
+    assert proc.handle(heartbeat(0, H0 + 3 * HOUR_MS, [H0 + HOUR_MS])).closed_hours == 2
+    assert proc.handle(heartbeat(1, H0 + 3 * HOUR_MS)).closed_hours == 0
+    assert proc.handle(heartbeat(0, H0 + 6 * HOUR_MS, [H0 + 3 * HOUR_MS])).closed_hours == 0
+    assert proc.handle(heartbeat(1, H0 + 4 * HOUR_MS)).closed_hours == 1
+    assert proc.meta().closed_through == H0 + 3 * HOUR_MS
+
+
+def test_silent_accounts_get_zeros_and_hours_nobody_saw_are_gaps() -> None:
+    # two accounts, a week and a day of warm-up at ~40/h each, then "quiet" gets nothing for an hour
+    hours = 8 * 24
+    hourly = counts({"loud": 40, "quiet": 40}, hours + 3, seed=3)
+    hourly[hours].pop("quiet", None)  # silence: the stream flows, this account gets nothing
+    hourly[hours + 2] = {}  # nobody anywhere: a gap, no alert
+    proc = AccountHoursProcessor(RULE, {}, 0, 2)
+    alerts = run(proc, messages(hourly, 2, seed=4))
+    assert [(a.account_id, a.kind, a.state, a.at_ms) for a in alerts] == [
+        ("quiet", "silence", "opened", hour_ms(hours + 1)),
+        ("quiet", "silence", "resolved", hour_ms(hours + 2)),
+    ]
+    assert sorted(alerts, key=key) == reference(hourly)
+    assert proc.meta().closed_through == hour_ms(hours + 2)
+    view = proc.detector.view("loud")
+    assert view is not None and view.last_hour_ms == hour_ms(hours + 2)
+
+
+def test_hours_with_only_lapses_are_gaps_and_the_lapses_still_count() -> None:
+    store: dict[str, bytes] = {}
+    proc = AccountHoursProcessor(RULE, store, 0, 1)
+    proc.handle(partials("acme", 0, 0, [[H0, 10, 2]]))
+    proc.handle(heartbeat(0, H0 + HOUR_MS, [H0]))
+    # a lapse fired by a timer in an hour nobody wrote in: a partial, but no event anywhere
+    proc.handle(partials("acme", 0, 1, [[H0 + HOUR_MS, 0, -1]]))
+    assert proc.handle(heartbeat(0, H0 + 3 * HOUR_MS, [], seq=1)).closed_hours == 2
+    aux, detector = decode_account(store["acme"])
+    assert aux.pending == {} and aux.engaged == 1
+    state = decode_state(detector)
+    assert state.last_hour * HOUR_MS == H0 + 2 * HOUR_MS
+    assert state.count_at(H0 // HOUR_MS) == 10 and state.count_at(H0 // HOUR_MS + 1) is None  # a gap
+
+
+def test_a_cut_account_opens_and_resolves_exactly_once_as_the_pure_detector_says() -> None:
+    hours = 9 * 24
+    cut_start = 8 * 24 + 10
+    hourly = counts(
+        {"a": 60, "b": 40, "cut": 45, "small": 3}, hours, seed=11, cut=("cut", cut_start, cut_start + 3, 0.1)
+    )
+    proc = AccountHoursProcessor(RULE, {}, 0, 4)
+    alerts = run(proc, messages(hourly, 4, seed=12))
+    expected = reference(hourly)
+    assert sorted(alerts, key=key) == expected
+    assert [(a.account_id, a.kind, a.state) for a in expected] == [
+        ("cut", "drop", "opened"),
+        ("cut", "drop", "resolved"),
+    ]
+    opened, resolved = expected
+    assert hour_ms(cut_start + 1) <= opened.at_ms <= hour_ms(cut_start + 2)  # within 2 event-time hours
+    assert resolved.at_ms > hour_ms(cut_start + 4) and resolved.opened_at_ms == opened.at_ms
+
+
+# --- restarts and crashes ----------------------------------------------------------------------------
+
+
+def _stream(seed: int) -> tuple[list[dict[str, int]], list[dict[str, Any]]]:
+    hours = 8 * 24 + 12
+    hourly = counts({"a": 50, "b": 30, "c": 35}, hours, seed=seed, cut=("b", 8 * 24 + 2, 8 * 24 + 6, 0.0))
+    return hourly, messages(hourly, 3, seed=seed + 1)
+
+
+def test_a_processor_rebuilt_from_its_store_decides_identically() -> None:
+    hourly, msgs = _stream(21)
+    uninterrupted = run(AccountHoursProcessor(RULE, {}, 0, 3), msgs)
+    assert {(a.kind, a.state) for a in uninterrupted} >= {("silence", "opened"), ("silence", "resolved")}
+    store: dict[str, bytes] = {}
+    restarted: list[Alert] = []
+    rng = random.Random(5)
+    proc = AccountHoursProcessor(RULE, store, 0, 3)
+    for message in msgs:
+        if rng.random() < 0.02:
+            store = dict(store)  # a new process: only what the table holds
+            proc = AccountHoursProcessor(RULE, store, 0, 3)
+        restarted += proc.handle(message).alerts
+    assert restarted == uninterrupted
+    assert sorted(uninterrupted, key=key) == reference(hourly)
+
+
+@pytest.mark.parametrize("seed", [31, 32])
+def test_crashes_before_or_during_the_state_write_replay_into_the_same_alerts(seed: int) -> None:
+    """Like the wiring: handle against a staged overlay, deliver, then commit. A crash either discards
+    the staged writes (before the commit) or keeps a prefix of them (a changelog flushed half-way),
+    and the message is handled again. Alerts may repeat, never change, never go missing."""
+    _, msgs = _stream(seed)
+    expected = run(AccountHoursProcessor(RULE, {}, 0, 3), msgs)
+    rng = random.Random(seed)
+    durable: dict[str, bytes] = {}
+    delivered: list[Alert] = []
+    crashes = 0
+    i = 0
+    while i < len(msgs):
+        staged = StagedStore(durable)
+        proc = AccountHoursProcessor(RULE, staged, 0, 3)
+        handled = proc.handle(msgs[i])
+        delivered += handled.alerts
+        if handled.closed_hours and rng.random() < 0.3:
+            crashes += 1
+            writes = list(staged._writes.items())
+            meta_last = sorted(writes, key=lambda kv: kv[0] == proc.meta_key)
+            for k, v in meta_last[: rng.randrange(len(meta_last) + 1)]:
+                if v is None:
+                    durable.pop(k, None)
+                else:
+                    durable[k] = v
+            continue  # the message is consumed again
+        staged.commit(last=proc.meta_key)
+        if rng.random() < 0.1:  # a crash after the state write, before the offset commit
+            replayed = AccountHoursProcessor(RULE, durable, 0, 3).handle(msgs[i])
+            assert replayed.alerts == [] and replayed.closed_hours == 0
+            assert replayed.duplicate or "heartbeat" in msgs[i]
+        i += 1
+    assert crashes > 10
+    unique = {a.alert_id: a for a in delivered}
+    assert sorted(unique.values(), key=key) == sorted({a.alert_id: a for a in expected}.values(), key=key)
+    assert len(unique) == len(expected)
+
+
+# --- state encoding --------------------------------------------------------------------------------
+
+
+def test_account_value_and_meta_round_trip() -> None:
+    aux = AccountHours(pending={H0: [3, -1], H0 + HOUR_MS: [0, 2]}, engaged=7, applied={0: ("e1", 9)})
+    raw = encode_account(aux, b"detector-bytes")
+    assert decode_account(raw) == (aux, b"detector-bytes")
+    assert decode_account(None) == (AccountHours(), b"")
+    assert len(encode_account(AccountHours(), b"")) == 5  # header and "{}"
+    meta = HoursMeta(heartbeats={0: 5, 3: 7}, closed_through=H0, active={H0 + HOUR_MS}, late_partials=2)
+    assert HoursMeta.decode(meta.encode()) == meta
+    for partitions in (1, 4, 8, 12):
+        for q in range(partitions):
+            assert partition_for(hours_meta_key(q, partitions).encode(), partitions) == q
+
+
+def test_heartbeats_name_the_hours_a_flush_saw_any_event_in() -> None:
+    minute = H0 + 5 * HOUR_MS + 60_000
+    outputs = Outputs(
+        transitions=[Transition("acme", "fan", "engaged", H0 + 30, 3, "x")],
+        account_minutes=[
+            AccountMinute("acme", "x", minute, likes=2),  # likes only: active, no partial
+            AccountMinute("acme", "x", H0 + 60_000, comments=1, substantive=1),
+            AccountMinute("acme", "x", H0 + 9 * HOUR_MS, lapsed=1),  # a lapse is not an event
+        ],
+    )
+    records, beat = account_hour_records(
+        outputs, partition=2, epoch="e", seq=4, watermark_ms=MONDAY_MS * 2, lateness_ms=10
+    )
+    assert beat is not None
+    assert orjson.loads(beat)["active_hours"] == [H0, H0 + 5 * HOUR_MS]
+    assert orjson.loads(beat)["complete_before_ms"] == MONDAY_MS * 2 - 10
+    assert [orjson.loads(v)["hours"] for _, v in records] == [[[H0, 1, 1]]]
+    for doc in [beat, *(v for _, v in records)]:
+        assert _accepts("account_hours", orjson.loads(doc))  # schemas/events/account_hours.v1.json
+    # and so does the simulated stage 1 the other tests use
+    assert all(_accepts("account_hours", m) for m in messages(counts({"a": 5.0}, 3, seed=1), 2, seed=2))
+
+
+def test_staged_store_commits_in_order_with_the_named_key_last() -> None:
+    order: list[str] = []
+
+    class Recording(dict[str, bytes]):
+        def __setitem__(self, k: str, v: bytes) -> None:
+            order.append(k)
+            super().__setitem__(k, v)
+
+    base = Recording(x=b"1", gone=b"2")
+    staged = StagedStore(base)
+    staged["meta"] = b"m"
+    staged["x"] = b"10"
+    del staged["gone"]
+    staged["new"] = b"n"
+    assert dict(staged) == {"x": b"10", "meta": b"m", "new": b"n"} and "gone" not in staged
+    assert base == {"x": b"1", "gone": b"2"}
+    order.clear()
+    assert staged.commit(last="meta") == 4
+    assert order == ["x", "new", "meta"] and base == {"x": b"10", "meta": b"m", "new": b"n"}
+    staged["x"] = b"lost"
+    staged.discard()
+    assert base["x"] == b"10" and staged["x"] == b"10"
+    with pytest.raises(KeyError):
+        del staged["gone"]

@@ -1,0 +1,222 @@
+"""``engage demo`` (what ``make run`` runs): the whole pipeline on the embedded default, with live traffic.
+
+Starts the embedded broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` is set), one ``engage worker`` writing to
+ClickHouse (chDB under ``ENGAGE_DATA_DIR`` unless ``CLICKHOUSE_DSN`` is set), one ``engage ingest``, and
+posts signed generic/Meta/X webhooks from the traffic generator to it, with event time running
+``--time-scale`` times faster than wall time. A live screen (or ``--plain`` log lines) shows what
+happens; Ctrl-C or ``--duration`` stops everything in order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from streams.demo.generator import GeneratorConfig, TrafficGenerator
+from streams.demo.orchestrator import Orchestrator
+from streams.demo.runs import RunRecord, next_start_ms
+from streams.demo.screen import DemoInfo, Screen, duration_text
+from streams.demo.session import Outcome, Session, SessionPlan
+from streams.demo.webhooks import SOURCES
+from streams.errors import ConfigError
+from streams.settings import Settings, parse_duration_ms
+
+DEMO_WINDOW = "2d"  # followers engage and lapse within a couple of minutes at ×3600
+PIPELINE_SLACK_S = 5.0  # wall seconds of delivery delay the allowed lateness must cover
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "demo", help="run the whole pipeline with generated webhook traffic and a live view (make run)"
+    )
+    parser.add_argument("--rate", type=float, default=2000.0, help="mean events per second (default 2000)")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=3600.0,
+        help="event seconds per wall second (default 3600: an event-time hour per second)",
+    )
+    parser.add_argument("--duration", type=float, default=None, help="stop after S seconds of traffic")
+    parser.add_argument("--seed", type=int, default=0, help="the generator's seed (the audience and stream)")
+    parser.add_argument(
+        "--window",
+        default=None,
+        help=f"engagement window W for this demo (default {DEMO_WINDOW}, or ENGAGE_WINDOW if set)",
+    )
+    parser.add_argument(
+        "--lateness",
+        default=None,
+        help="allowed lateness (default: 5 s of wall time at the time scale, at least 1h; "
+        "or ENGAGE_ALLOWED_LATENESS if set)",
+    )
+    parser.add_argument("--concurrency", type=int, default=16, help="webhook requests in flight at most")
+    parser.add_argument("--plain", action="store_true", help="log lines instead of the live screen")
+    parser.set_defaults(func=run)
+
+
+def demo_durations(
+    env: dict[str, str], settings: Settings, window: str | None, lateness: str | None, time_scale: float
+) -> tuple[int, str, int]:
+    """``(window_ms, note for the screen, lateness_ms)``: flags, then the environment, then the demo's
+    own defaults."""
+    if window is not None:
+        window_ms, note = parse_duration_ms(window), "--window"
+    elif "ENGAGE_WINDOW" in env:
+        window_ms, note = settings.window_ms, "ENGAGE_WINDOW"
+    else:
+        window_ms = parse_duration_ms(DEMO_WINDOW)
+        note = "shortened for the demo; the product default is 30d"
+    if lateness is not None:
+        lateness_ms = parse_duration_ms(lateness)
+    elif "ENGAGE_ALLOWED_LATENESS" in env:
+        lateness_ms = settings.allowed_lateness_ms
+    else:
+        slack_ms = PIPELINE_SLACK_S * time_scale * 1000
+        lateness_ms = int(max(3_600_000, -(-slack_ms // 3_600_000) * 3_600_000))  # whole hours
+    if window_ms <= 0:
+        raise ConfigError("--window must be positive")
+    return window_ms, note, lateness_ms
+
+
+def webhook_secrets(settings: Settings) -> tuple[dict[str, str], bool]:
+    """The configured secrets, or fresh random ones for this run (``True``: generated)."""
+    if settings.webhook_secrets:
+        missing = [s for s in SOURCES if s not in settings.webhook_secrets]
+        if missing:
+            raise ConfigError(f"ENGAGE_WEBHOOK_SECRETS has no secret for {', '.join(missing)} (the demo sends all)")
+        return dict(settings.webhook_secrets), False
+    return {source: secrets.token_urlsafe(24) for source in SOURCES}, True
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.rate <= 0 or args.time_scale <= 0:
+        raise ConfigError("--rate and --time-scale must be positive")
+    if args.duration is not None and args.duration <= 0:
+        raise ConfigError("--duration must be positive")
+    env = dict(os.environ)
+    window_ms, window_note, lateness_ms = demo_durations(
+        env, settings, args.window, args.lateness, args.time_scale
+    )
+    keys, generated = webhook_secrets(settings)
+    overrides = {"ENGAGE_WINDOW": f"{window_ms}ms", "ENGAGE_ALLOWED_LATENESS": f"{lateness_ms}ms"}
+    if generated:
+        overrides["ENGAGE_WEBHOOK_SECRETS"] = ",".join(f"{k}={v}" for k, v in keys.items())
+
+    record = RunRecord.load(settings.data_dir)
+    start_ms = next_start_ms(record.last_event_ms, time.time_ns() // 1_000_000)
+    config = GeneratorConfig.demo(
+        args.seed, rate_events_per_s=args.rate, time_scale=args.time_scale, start_ms=start_ms
+    )
+    generator = TrafficGenerator(config)
+    drop = config.drop
+    top = generator.accounts[0].account_id
+
+    print(
+        f"engage demo: run {record.runs + 1}, event clock from {datetime.fromtimestamp(start_ms / 1000, UTC):%Y-%m-%d}"
+        + (" (continuing after the previous run)" if record.runs else ""),
+        flush=True,
+    )
+    print(
+        "webhook secrets: "
+        + ("generated for this run (not shown)" if generated else "from ENGAGE_WEBHOOK_SECRETS"),
+        flush=True,
+    )
+    orchestrator = Orchestrator(settings, env, overrides)
+    outcome: Outcome | None = None
+    statuses: dict[str, int | None] = {}
+    try:
+        endpoints = orchestrator.start()
+        info = DemoInfo(
+            run=record.runs + 1,
+            seed=args.seed,
+            rate=args.rate,
+            time_scale=args.time_scale,
+            start_ms=start_ms,
+            window_ms=window_ms,
+            window_note=window_note,
+            lateness_ms=lateness_ms,
+            duration_s=args.duration,
+            drop_account=generator.drop_account.account_id if generator.drop_account else None,
+            drop_start_ms=int(start_ms + drop.start_hour * 3_600_000) if drop else None,
+            drop_end_ms=int(start_ms + (drop.start_hour + drop.hours) * 3_600_000) if drop else None,
+            drop_factor=drop.factor if drop else 0.0,
+            ingest_url=endpoints.ingest_url,
+            ingest_metrics=endpoints.ingest_metrics,
+            worker_metrics=endpoints.worker_metrics,
+            data_dir=endpoints.data_dir,
+            log_dir=endpoints.log_dir,
+            kafka=(
+                f"embedded Tansu on {endpoints.bootstrap} (memory storage)"
+                if endpoints.embedded_kafka
+                else endpoints.bootstrap
+            ),
+        )
+        print(f"worker /metrics: {endpoints.worker_metrics}", flush=True)
+        print(f"ingest /metrics: {endpoints.ingest_metrics}", flush=True)
+        print(f"data: {endpoints.data_dir} (logs: {endpoints.log_dir})", flush=True)
+        print(
+            f"window {duration_text(window_ms)} ({window_note}), allowed lateness {duration_text(lateness_ms)}",
+            flush=True,
+        )
+        plan = SessionPlan(
+            generator=generator,
+            secrets=keys,
+            rate=args.rate,
+            time_scale=args.time_scale,
+            duration_s=args.duration,
+            bootstrap=endpoints.bootstrap,
+            flags_topic=settings.topics.flags,
+            alerts_topic=settings.topics.alerts,
+            ingest_url=endpoints.ingest_url,
+            ingest_metrics=endpoints.ingest_metrics,
+            worker_metrics=endpoints.worker_metrics,
+            concurrency=args.concurrency,
+        )
+        with Screen(info, live=not args.plain) as screen:
+            session = Session(plan, screen, orchestrator.check_children)
+            outcome = asyncio.run(session.run())
+    finally:
+        previous = signal.signal(signal.SIGINT, _still_stopping)
+        try:
+            print("stopping ingest…", flush=True)
+            statuses["ingest"] = orchestrator.stop_ingest()
+            print("stopping the worker (it flushes its sink to ClickHouse)…", flush=True)
+            statuses["worker"] = orchestrator.stop_worker()
+            orchestrator.stop()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        if outcome is not None and outcome.send.event_time_ms is not None:
+            RunRecord(record.runs + 1, outcome.send.event_time_ms).save(settings.data_dir)
+    assert outcome is not None
+    _summary(outcome, statuses, settings, top, start_ms)
+    failed = [name for name, status in statuses.items() if status not in (0, None)]
+    return 1 if failed else 0
+
+
+def _still_stopping(signum: int, frame: object) -> None:
+    print("still stopping: waiting for the worker to flush its sink…", flush=True)
+
+
+def _summary(
+    outcome: Outcome, statuses: dict[str, int | None], settings: Settings, top: str, start_ms: int
+) -> None:
+    s, p = outcome.send, outcome.pipeline
+    rate = s.events_sent / outcome.elapsed_s if outcome.elapsed_s > 0 else 0.0
+    print(
+        f"demo stopped after {outcome.elapsed_s:.0f}s of traffic: sent={s.events_sent} "
+        f"({rate:,.0f}/s) accepted={p.accepted} processed={p.processed} "
+        f"transitions_engaged={p.engaged} transitions_lapsed={p.lapsed} "
+        f"drained={'yes' if outcome.drained else 'no'}",
+        flush=True,
+    )
+    for name, status in statuses.items():
+        if status not in (0, None):
+            print(f"{name} exited with status {status}; see {settings.data_dir.resolve() / 'logs'}", flush=True)
+    since = datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%Y-%m-%d")
+    print(f"data kept in {settings.data_dir.resolve()}; next: engage report --account {top} --since {since}")

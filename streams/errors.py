@@ -11,7 +11,9 @@
     ├── WebhookRejected          the HTTP caller gets a 4xx (status carried on the exception)
     ├── RetryableError           transient: back off and try the same thing again
     │   ├── BrokerUnavailable    Kafka did not acknowledge in time (ingest answers 503)
-    │   └── SinkUnavailable      ClickHouse unreachable or pushing back (too many parts)
+    │   ├── SinkUnavailable      ClickHouse unreachable or pushing back (too many parts)
+    │   └── AlertmanagerUnavailable  no answer or a 5xx from Alertmanager: post again later
+    ├── AlertmanagerRejected     Alertmanager answered 4xx: the payload or URL is wrong; log, do not retry
     └── FatalSinkError           ClickHouse rejected the write for good (schema mismatch): stop the worker
 
 *Poison* and *retryable* never share a branch: a retry loop catches :class:`RetryableError` only,
@@ -90,6 +92,24 @@ class BrokerUnavailable(RetryableError):
 
 class SinkUnavailable(RetryableError):
     """ClickHouse is unreachable or pushing back. The worker pauses consumption and retries."""
+
+
+class AlertmanagerUnavailable(RetryableError):
+    """Raised by ``streams.alerting.AlertmanagerClient.post`` on a network error, timeout or 5xx.
+
+    The caller keeps the alerts and posts them again later (the topic and ClickHouse already have them).
+    """
+
+
+class AlertmanagerRejected(EngageError):
+    """Raised by ``AlertmanagerClient.post`` when Alertmanager answers 4xx (bad URL or payload).
+
+    Retrying cannot help; the caller logs the message (which carries the status) and drops the post.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class FatalSinkError(EngageError):

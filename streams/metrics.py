@@ -6,6 +6,9 @@ platform, reason, outcome, table, kind, state, partition. Never an account or a 
 per-account signals go to ClickHouse and the ``engagement.alerts`` topic instead.
 
 Durations are in seconds (Prometheus base units), so histogram buckets read as seconds.
+``streams/metrics_server.py`` serves a registry at ``/metrics``. Alert rules and dashboards under
+``deploy/`` may only name metrics declared here (tests/unit/deploy/test_metric_references.py), and
+tests/unit/test_metrics.py enforces the naming conventions.
 """
 
 from __future__ import annotations

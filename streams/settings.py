@@ -88,6 +88,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     EnvVar("ENGAGE_DATA_DIR", "./data", Path, "Where the embedded default keeps chDB data and table state."),
     EnvVar("ENGAGE_MIGRATE_ON_START", "true", _parse_bool, "Workers apply ClickHouse migrations at start."),
+    EnvVar(
+        "ENGAGE_ACTIVITY_TTL",
+        "400d",
+        parse_duration_ms,
+        "Retention of the per-minute ClickHouse tables, whole days (0: forever); set by `engage db migrate`.",
+    ),
     EnvVar("ENGAGE_ENGAGED_THRESHOLD", "3", int, "N: substantive interactions in the window to be engaged."),
     EnvVar("ENGAGE_WINDOW", "30d", parse_duration_ms, "W: the sliding event-time window."),
     EnvVar("ENGAGE_MIN_WORDS", "2", int, "Words a comment or share text needs to be substantive."),
@@ -109,6 +115,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     EnvVar("ENGAGE_SINK_MAX_BACKOFF", "30s", parse_duration_ms, "Longest pause between ClickHouse retries."),
     EnvVar("ENGAGE_WORKER_METRICS_PORT", "9108", int, "Port of the worker's /metrics (0: pick a free one)."),
+    EnvVar(
+        "ENGAGE_WORKER_METRICS_HOST",
+        "127.0.0.1",
+        str,
+        "Address the worker's /metrics binds (`0.0.0.0` in a container).",
+    ),
     EnvVar("ENGAGE_INGEST_HOST", "127.0.0.1", str, "Address the webhook ingest service binds."),
     EnvVar("ENGAGE_INGEST_PORT", "8080", int, "Port of the webhook ingest service."),
     EnvVar("ENGAGE_INGEST_MAX_BODY", "1048576", int, "Largest webhook body accepted, in bytes (413 above)."),
@@ -222,6 +234,7 @@ class Settings:
     clickhouse_dsn: str = ""
     data_dir: Path = Path("./data")
     migrate_on_start: bool = True
+    activity_ttl_ms: int = 400 * 86_400_000
     engaged_threshold: int = 3
     window_ms: int = 30 * 86_400_000
     min_words: int = 2
@@ -232,6 +245,7 @@ class Settings:
     sink_flush_interval_ms: int = 1000
     sink_max_backoff_ms: int = 30_000
     worker_metrics_port: int = 9108
+    worker_metrics_host: str = "127.0.0.1"
     ingest_host: str = "127.0.0.1"
     ingest_port: int = 8080
     ingest_max_body: int = 1_048_576
@@ -289,6 +303,10 @@ class Settings:
             raise ConfigError("ENGAGE_ALLOWED_LATENESS must not be negative")
         if self.topic_partitions < 1:
             raise ConfigError("ENGAGE_TOPIC_PARTITIONS must be at least 1")
+        if self.activity_ttl_ms < 0 or self.activity_ttl_ms % 86_400_000:
+            raise ConfigError(
+                "ENGAGE_ACTIVITY_TTL must be a whole number of days, e.g. 400d (0: keep forever)"
+            )
         if not 0 < self.drop_threshold < 1:
             raise ConfigError("ENGAGE_DROP_THRESHOLD must be between 0 and 1")
 
@@ -304,6 +322,7 @@ _ATTRS: tuple[str, ...] = (
     "clickhouse_dsn",
     "data_dir",
     "migrate_on_start",
+    "activity_ttl_ms",
     "engaged_threshold",
     "window_ms",
     "min_words",
@@ -314,6 +333,7 @@ _ATTRS: tuple[str, ...] = (
     "sink_flush_interval_ms",
     "sink_max_backoff_ms",
     "worker_metrics_port",
+    "worker_metrics_host",
     "ingest_host",
     "ingest_port",
     "ingest_max_body",

@@ -24,9 +24,10 @@ import faust
 from streams.engagement import PartitionEngine, Rule
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.sinks.backoff import Backoff
 from streams.sinks.base import Sink
 from streams.worker import highwater
-from streams.worker.runner import Backoff, PartitionRunner
+from streams.worker.runner import PartitionRunner
 from streams.worker.state import PartitionView
 
 log = logging.getLogger(__name__)
@@ -83,11 +84,11 @@ class WorkerRuntime:
     runners: dict[int, PartitionRunner] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_flush: float = field(default_factory=time.monotonic)
-    backoff: Backoff = field(default_factory=Backoff)
+    backoff: Backoff = field(init=False)
     on_paused: Callable[[bool], None] = lambda paused: None
 
     def __post_init__(self) -> None:
-        self.backoff.max_s = self.settings.sink_max_backoff_ms / 1000
+        self.backoff = Backoff.from_settings(self.settings)
         self.rule = Rule.from_settings(self.settings)
 
     def view(self, partition: int) -> MutableMapping[str, bytes]:
@@ -97,7 +98,7 @@ class WorkerRuntime:
         runner = self.runners.get(partition)
         if runner is None:
             view = self.view(partition)
-            engine = PartitionEngine(self.rule, view)
+            engine = PartitionEngine(self.rule, view, write_store=False, auto_watermark=False)
             runner = PartitionRunner.recover(
                 partition,
                 self.settings.topic_partitions,
@@ -107,7 +108,7 @@ class WorkerRuntime:
                 self.metrics,
             )
             if runner.meta.watermark_ms is not None:
-                engine.watermark_ms = runner.meta.watermark_ms
+                engine.advance_watermark(runner.meta.watermark_ms)
             engine.restore()
             self.runners[partition] = runner
             log.info("partition %d: %d pairs recovered", partition, engine.tracked_pairs)

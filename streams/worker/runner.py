@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from streams.errors import SinkUnavailable
 from streams.events import Interaction, Rejected, iter_message
 from streams.metrics import Metrics
 from streams.producer import dlq_record
+from streams.sinks.backoff import Backoff
 from streams.sinks.base import Sink, SinkBatch
 from streams.worker.account_hours import account_hour_records
 from streams.worker.flags import transition_record
@@ -48,24 +48,6 @@ class OutputPort(Protocol):
 
 
 @dataclass
-class Backoff:
-    """Exponential backoff with full jitter (AWS architecture blog's 'full jitter')."""
-
-    base_s: float = 0.1
-    max_s: float = 30.0
-    attempt: int = 0
-    rand: Callable[[], float] = random.random
-
-    def next_delay(self) -> float:
-        delay: float = min(self.max_s, self.base_s * 2**self.attempt) * self.rand()
-        self.attempt += 1
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
-@dataclass
 class PartitionRunner:
     partition: int
     partitions: int
@@ -75,6 +57,8 @@ class PartitionRunner:
     metrics: Metrics
     lateness_ms: int = 0
     position: dict[str, int] = field(default_factory=dict)
+    topic_watermark: dict[str, int] = field(default_factory=dict)
+    highwater: dict[str, int] = field(default_factory=dict)
     handles: list[Any] = field(default_factory=list)
     dlq: list[bytes] = field(default_factory=list)
     holdback: list[tuple[str, int, bytes, Any]] = field(default_factory=list)
@@ -109,6 +93,28 @@ class PartitionRunner:
 
     # --- processing -------------------------------------------------------------------------------
 
+    def note_highwater(self, topic: str, highwater: int | None) -> None:
+        """The topic-partition's high-water mark from the latest fetch reply (None: unknown yet)."""
+        if highwater is not None:
+            self.highwater[topic] = highwater
+
+    def effective_watermark(self) -> int | None:
+        """Min event time over the topics still behind their high-water mark; max when all caught up.
+
+        A stream partition is four topic-partitions consumed independently. While catching up, a
+        topic of small events (likes) moves through event time more slowly than one of large events,
+        so a single max-based watermark would declare the slower topic's events late. A topic read
+        up to its high-water mark holds nothing back: whatever it delivers next is new.
+        """
+        behind: list[int | None] = [
+            self.topic_watermark.get(topic)
+            for topic, highwater in self.highwater.items()
+            if self.position.get(topic, -1) + 1 < highwater
+        ]
+        if behind:
+            return None if None in behind else min(w for w in behind if w is not None)
+        return max(self.topic_watermark.values()) if self.topic_watermark else None
+
     def feed(self, topic: str, offset: int, value: bytes, handle: Any) -> None:
         target = self.replay_target
         if target is not None and offset > target.get(topic, -1):
@@ -120,8 +126,11 @@ class PartitionRunner:
             return  # already in the table and the sink: a replay of a flushed interval
         process = self.engine.process
         consumed = self.metrics.events_consumed
+        newest = self.topic_watermark.get(topic, -1)
         for item in iter_message(value):
             if isinstance(item, Interaction):
+                if item.occurred_at_ms > newest:
+                    newest = item.occurred_at_ms
                 outcome = process(item)
                 if outcome is OK or outcome == OK:
                     consumed.labels(item.type).inc()
@@ -138,6 +147,11 @@ class PartitionRunner:
                     )
             else:
                 self._dead_letter(item.error.reason, str(item.error), item.raw, topic, offset, item)
+        if newest >= 0:
+            self.topic_watermark[topic] = newest
+        effective = self.effective_watermark()
+        if effective is not None:
+            self.engine.advance_watermark(effective)
 
     def _dead_letter(
         self, reason: str, detail: str, raw: bytes, topic: str, offset: int, rejected: Rejected | None = None

@@ -22,9 +22,10 @@ from streams.engagement import PartitionEngine, Rule
 from streams.events import Interaction, encode_batch
 from streams.metrics import Metrics
 from streams.settings import Settings
+from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink, SinkBatch
 from streams.worker.meta import is_meta_key
-from streams.worker.runner import Backoff, PartitionRunner
+from streams.worker.runner import PartitionRunner
 from tests.scenarios import DAY, scenario, sentinels
 
 TOPICS = {"like": "like", "comment": "comment", "share": "share", "follow": "follow", "unfollow": "follow"}
@@ -133,10 +134,12 @@ def _messages(events: list[Interaction], per_message: int) -> list[tuple[str, in
 
 
 def _new_runner(table: DurableTable, metrics: Metrics) -> PartitionRunner:
-    engine = PartitionEngine(Rule.from_settings(SETTINGS), table)
+    engine = PartitionEngine(Rule.from_settings(SETTINGS), table, write_store=False, auto_watermark=False)
     runner = PartitionRunner.recover(0, 1, engine, table, "g", metrics)
+    for topic, count in HIGHWATERS.items():
+        runner.note_highwater(topic, count)  # a backlog: every topic is behind until read to the end
     if runner.meta.watermark_ms is not None:
-        engine.watermark_ms = runner.meta.watermark_ms
+        engine.advance_watermark(runner.meta.watermark_ms)
     engine.restore()
     return runner
 
@@ -216,14 +219,34 @@ def _final_scores(sink: MemorySink) -> dict[tuple[str, str], tuple[float, int]]:
         key = (row.account_id, row.actor_id)
         if key not in latest or row.as_of_ms >= latest[key].as_of_ms:
             latest[key] = row
-    return {k: (round(v.score, 9), v.interactions) for k, v in latest.items()}
+    return {k: (v.score, v.as_of_ms) for k, v in latest.items()}
+
+
+def _assert_scores_match(
+    got: dict[tuple[str, str], tuple[float, int]], want: dict[tuple[str, str], tuple[float, int]]
+) -> None:
+    # A pair whose score decayed below Rule.score_floor is dropped at whichever flush notices, so its
+    # later score may lack that residue: flush timing (crash or not) moves a score by < score_floor.
+    floor = Rule().score_floor
+    assert got.keys() == want.keys()
+    for key, (score, as_of) in want.items():
+        assert got[key][1] == as_of, key
+        assert abs(got[key][0] - score) < floor, (key, got[key], score)
+
+
+HIGHWATERS: dict[str, int] = {}
 
 
 @pytest.fixture(scope="module")
 def messages() -> list[tuple[str, int, bytes]]:
     events = scenario(11, actors=25, days=4)
     far = max(e.occurred_at_ms for e in events) + 3 * DAY
-    return _messages(events + sentinels(1, far), per_message=7)
+    # Each message of 7 arrivals is split by topic, so topics drift apart in event time as they
+    # would while a worker catches up: nothing may be judged late for that.
+    out = _messages(events + sentinels(1, far), per_message=7)
+    for topic, offset, _ in out:
+        HIGHWATERS[topic] = max(HIGHWATERS.get(topic, 0), offset + 1)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -257,4 +280,4 @@ def test_crash_at_any_step_gives_the_uninterrupted_result(
     ref_by_id = {orjson.loads(f)["transition_id"]: orjson.loads(f) for f in ref_flags}
     assert by_id == ref_by_id
     assert _totals(sink) == _totals(ref_sink)
-    assert _final_scores(sink) == _final_scores(ref_sink)
+    _assert_scores_match(_final_scores(sink), _final_scores(ref_sink))

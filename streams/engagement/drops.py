@@ -1,0 +1,381 @@
+"""Per-account engagement-drop and silence detection over completed event-time hours (pure).
+
+**Input.** One observation per (account, hour) once the hour is final: the substantive interactions of
+that hour (and optionally the engaged-followers count). The wiring calls :meth:`DropDetector.observe`
+for accounts that had events and then :meth:`DropDetector.close_hour`, which feeds an explicit zero to
+every other known account; :meth:`DropDetector.skip_hour` instead declares an hour with no data at all.
+
+**Baseline** (expected count for hour *t*): ``B = S × L``.
+
+* ``S``, the seasonal reference: for each of the previous ``weeks`` (4) weeks, the count at the same
+  hour of the week, smoothed 1/4-1/2-1/4 with its neighbouring hours but never above the sample
+  itself (so a trough, or Sunday 23:00 next to Monday 00:00, is not lifted), then the *lower median*
+  across weeks (with 2 weeks the smaller, with 4 the second smallest). Same hour-of-week carries both
+  daily and weekly seasonality (weekend nights compare with weekend nights); the lower median ignores
+  a past outage, holiday or viral spike and errs on the side of not paging.
+* ``L``, the level: an EWMA (half-life ``level_half_life_hours``, 72 h) of recent counts over an
+  EWMA of their seasonal references, clamped to ``level_bounds`` and shrunk towards 1 until the EWMA
+  has seen enough hours. It follows growth or decline faster than the four-week median; counts are
+  capped at 2 × reference so a viral hour cannot inflate it, and it is frozen while an alert is open,
+  so a long drop does not teach itself to be normal.
+
+**Noise.** Besides Poisson noise, each account learns its relative noise ρ² (EWMA of squared
+residuals beyond Poisson over squared baselines, frozen while an alert is open), starting from
+``dispersion`` (0.2) and never below ``min_dispersion`` (0.1): noisy accounts need more evidence.
+
+**Opening** (only after ``warmup_hours`` of history, in hours whose baseline ≥ ``min_baseline``):
+
+* *silence* when the hour has no substantive interaction at all;
+* *drop* when the hour itself is not recovered (``x ≤ resolve_ratio × B``) and, over the last hour
+  or the last two hours (count ``X``, baselines ``Bᵢ``, ``B = ΣBᵢ``), ``X`` is both what a rate at
+  ``(1 − threshold)`` of the baseline plausibly yields (``X ≤ λ₁ + z_drop·√λ₁``, ``λ₁ = (1 −
+  threshold)·B``) and implausibly low for the baseline (``X ≤ B − z_normal·√(B + ρ²·ΣBᵢ²)``). The
+  threshold is a statement about the *rate*: the allowance ``z_drop·√λ₁`` shrinks as 1/√volume, so
+  large accounts alert at almost exactly ``threshold`` and small or noisy ones need stronger
+  evidence. Two hours is the detection deadline, hence the one- and two-hour windows.
+
+**Resolving** (hysteresis): a drop resolves after ``resolve_hours`` consecutive eligible hours at
+≥ ``resolve_ratio × B``; a silence resolves at the first hour with an interaction (and may hand over
+to a drop in the same hour when the account came back low). An open alert also resolves after
+``idle_resolve_hours`` consecutive hours with a baseline under ``min_baseline`` (the account stopped
+being alertable, e.g. it went quiet for weeks and the baseline followed). One episode per account at
+a time: a drop that becomes a silence (or back) emits ``resolved`` for the old kind and ``opened`` for
+the new one at the same instant.
+
+``at_ms`` of an alert is the *end* of the hour that decided it (when the evidence was complete).
+The engaged-followers count is tracked (last value and a one-week EWMA) for display; it is a 30-day
+window level that lags a drop by days, so alerts are on the hourly substantive rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from streams.engagement.drop_state import (
+    DROP,
+    HOURS_PER_WEEK,
+    KIND_NAMES,
+    NONE,
+    SILENCE,
+    AccountState,
+    decode_state,
+    encode_state,
+    peek_last_hour,
+)
+from streams.engagement.model import HOUR_MS, Alert
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
+
+OPENED: Final = "opened"
+RESOLVED: Final = "resolved"
+_SMOOTHING: Final = ((-1, 0.25), (0, 0.5), (1, 0.25))
+_SPIKE_CAP: Final = 2.0
+
+
+@dataclass(frozen=True)
+class DropRule:
+    """Parameters of the detector (see the module docstring for what each one does)."""
+
+    threshold: float = 0.5
+    min_baseline: float = 20.0
+    weeks: int = 4
+    warmup_hours: int = HOURS_PER_WEEK
+    z_drop: float = 1.645
+    z_normal: float = 3.0
+    dispersion: float = 0.2
+    min_dispersion: float = 0.1
+    resolve_ratio: float = 0.75
+    resolve_hours: int = 2
+    idle_resolve_hours: int = 36
+    level_half_life_hours: float = 72.0
+    level_bounds: tuple[float, float] = (0.7, 1.4)
+    engaged_half_life_hours: float = 168.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold < 1:
+            raise ValueError("threshold must be between 0 and 1")
+        if not 1 - self.threshold < self.resolve_ratio <= 1:
+            raise ValueError("resolve_ratio must lie between 1 - threshold and 1 (hysteresis)")
+        if self.weeks < 1 or self.resolve_hours < 1 or self.warmup_hours < HOURS_PER_WEEK:
+            raise ValueError("need weeks >= 1, resolve_hours >= 1 and warmup_hours >= one week")
+        if self.min_baseline <= 0:
+            raise ValueError("min_baseline must be positive")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DropRule:
+        return cls(threshold=settings.drop_threshold, min_baseline=settings.drop_min_baseline)
+
+    @property
+    def ring_hours(self) -> int:
+        return self.weeks * HOURS_PER_WEEK
+
+    def seasonal(self, state: AccountState, hour: int) -> float | None:
+        """The seasonal reference ``S`` for ``hour`` from the ring, or None without a previous week."""
+        per_week: list[float] = []
+        for week in range(1, self.weeks + 1):
+            centre = hour - week * HOURS_PER_WEEK
+            total = weight = 0.0
+            for offset, w in _SMOOTHING:
+                value = state.count_at(centre + offset)
+                if value is not None:
+                    total += w * value
+                    weight += w
+            if weight < 0.5:
+                continue
+            # Smoothing halves the noise of one sample but would lift a trough, or the hour before a step
+            # up (Sunday 23:00 next to Monday 00:00), above its true level: never exceed the sample itself.
+            sample = state.count_at(centre)
+            per_week.append(total / weight if sample is None else min(sample, total / weight))
+        if not per_week:
+            return None
+        # The lower median: with two weeks the smaller one, so a spike in one week cannot make a normal
+        # hour look like a drop (a low week only costs sensitivity, which the level factor restores).
+        return sorted(per_week)[(len(per_week) - 1) // 2]
+
+    def baseline(self, state: AccountState, hour: int) -> float | None:
+        """The baseline ``B = S × L`` for ``hour``, or None without a previous week."""
+        return self._scaled(state, self.seasonal(state, hour))
+
+    def _scaled(self, state: AccountState, seasonal: float | None) -> float | None:
+        if seasonal is None:
+            return None
+        low, high = self.level_bounds
+        return seasonal * min(max(state.level, low), high)
+
+    def is_low(self, observed: float, baselines: tuple[float, ...], dispersion2: float) -> bool:
+        """Evidence over one or more hours that the rate fell by at least ``threshold`` (module docstring)."""
+        expected = sum(baselines)
+        dropped = (1 - self.threshold) * expected
+        spread = math.sqrt(expected + dispersion2 * sum(b * b for b in baselines))
+        return (
+            observed <= dropped + self.z_drop * math.sqrt(dropped)
+            and observed <= expected - self.z_normal * spread
+        )
+
+    def dispersion2(self, state: AccountState) -> float:
+        """The account's relative noise², learnt from its residuals, shrunk to ``dispersion`` early on."""
+        learnt = max(0.0, state.noise_num / state.noise_den) if state.noise_den > 0 else 0.0
+        prior = self.dispersion**2
+        return max(self.min_dispersion**2, state.level_weight * learnt + (1 - state.level_weight) * prior)
+
+
+def _hour_end_ms(hour: int) -> int:
+    return (hour + 1) * HOUR_MS
+
+
+def step(
+    rule: DropRule, account_id: str, state: AccountState, hour: int, observed: int | None
+) -> list[Alert]:
+    """Fold one completed hour (``observed`` None: a gap) into ``state``; return the alert changes.
+
+    ``hour`` must be ``state.last_hour + 1``; the caller fills longer gaps hour by hour.
+    """
+    if observed is None:
+        state.put(hour, None)
+        state.prev_baseline = 0.0
+        return []
+    seasonal = rule.seasonal(state, hour)
+    baseline = rule._scaled(state, seasonal)
+    warm = baseline is not None and hour - state.first_hour >= rule.warmup_hours
+    alerts = []
+    if warm and baseline is not None:
+        alerts = _evaluate(rule, account_id, state, hour, observed, baseline)
+    if seasonal and baseline and state.kind == NONE and rule.level_half_life_hours > 0:
+        alpha = 1 - 2 ** (-1 / rule.level_half_life_hours)
+        state.level_num += alpha * (min(observed, _SPIKE_CAP * seasonal) - state.level_num)
+        state.level_den += alpha * (seasonal - state.level_den)
+        state.level_weight += alpha * (1 - state.level_weight)
+        # Squared residual beyond Poisson noise, capped at one baseline so a viral hour counts as 2×.
+        excess = min((observed - baseline) ** 2, baseline**2) - baseline
+        state.noise_num += alpha * (excess - state.noise_num)
+        state.noise_den += alpha * (baseline**2 - state.noise_den)
+    state.put(hour, observed)
+    state.prev_baseline = baseline if warm and baseline is not None else 0.0
+    return alerts
+
+
+def _evaluate(
+    rule: DropRule, account_id: str, state: AccountState, hour: int, observed: int, baseline: float
+) -> list[Alert]:
+    eligible = baseline >= rule.min_baseline
+    alerts: list[Alert] = []
+    after_silence = False
+
+    def change(kind: int, new_state: str) -> None:
+        if new_state == OPENED:
+            state.kind, state.opened_hour, state.recover_run, state.idle_run = kind, hour, 0, 0
+            state.opened_observed, state.opened_baseline = observed, baseline
+        else:
+            state.kind = NONE
+        alerts.append(
+            Alert(
+                account_id=account_id,
+                kind=KIND_NAMES[kind],
+                state=new_state,
+                at_ms=_hour_end_ms(hour),
+                observed=float(observed),
+                baseline=round(baseline, 3),
+                opened_at_ms=_hour_end_ms(state.opened_hour),
+            )
+        )
+
+    if state.kind != NONE:
+        state.idle_run = 0 if eligible else state.idle_run + 1
+        if state.idle_run >= rule.idle_resolve_hours:
+            change(state.kind, RESOLVED)
+            return alerts
+        if state.kind == SILENCE:
+            if observed == 0:
+                return alerts
+            change(SILENCE, RESOLVED)
+            after_silence = True
+        elif eligible and observed == 0:
+            change(DROP, RESOLVED)
+            change(SILENCE, OPENED)
+            return alerts
+        elif eligible:
+            state.recover_run = state.recover_run + 1 if observed >= rule.resolve_ratio * baseline else 0
+            if state.recover_run >= rule.resolve_hours:
+                change(DROP, RESOLVED)
+            return alerts
+        else:
+            return alerts
+
+    if not eligible:
+        return alerts
+    if observed == 0:
+        change(SILENCE, OPENED)
+    elif observed <= rule.resolve_ratio * baseline:
+        two_hours = not after_silence and _two_hours_low(rule, state, observed, baseline)
+        if two_hours or rule.is_low(observed, (baseline,), rule.dispersion2(state)):
+            change(DROP, OPENED)
+    return alerts
+
+
+def _two_hours_low(rule: DropRule, state: AccountState, observed: int, baseline: float) -> bool:
+    previous = state.count_at(state.last_hour)
+    if previous is None or state.prev_baseline <= 0:
+        return False
+    return rule.is_low(observed + previous, (baseline, state.prev_baseline), rule.dispersion2(state))
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """What the detector currently holds for one account (for dashboards, debugging and tests)."""
+
+    account_id: str
+    last_hour_ms: int
+    open_kind: str | None
+    opened_at_ms: int | None
+    level: float
+    next_baseline: float | None  # the baseline the next hour will be compared with
+    engaged_followers: int | None
+    engaged_baseline: float | None
+    state_bytes: int
+
+
+class DropDetector:
+    """Applies :func:`step` to accounts whose encoded states live in ``store``.
+
+    ``store`` is any ``MutableMapping[str, bytes]`` keyed by account id — a dict, or a Faust table
+    (changelog-backed). Hours must be fed in order per account; an hour at or before an account's
+    last hour is ignored, so a replay after a restart is harmless.
+    """
+
+    def __init__(self, rule: DropRule, store: MutableMapping[str, bytes] | None = None) -> None:
+        self.rule = rule
+        self.store: MutableMapping[str, bytes] = {} if store is None else store
+
+    def observe(
+        self, account_id: str, hour_start_ms: int, substantive: int, engaged_followers: int | None = None
+    ) -> list[Alert]:
+        """Fold the final count of one (account, hour); missing hours since the last one count as zeros."""
+        hour = hour_start_ms // HOUR_MS
+        state = self._load(account_id, hour)
+        if hour <= state.last_hour:
+            return []
+        alerts = self._fill(account_id, state, hour, 0)
+        alerts += step(self.rule, account_id, state, hour, max(0, substantive))
+        if engaged_followers is not None:
+            self._track_engaged(state, engaged_followers)
+        self._save(account_id, state)
+        return alerts
+
+    def close_hour(self, hour_start_ms: int) -> list[Alert]:
+        """The hour is final: every known account not observed in it gets a zero (silence detection)."""
+        return self._advance_all(hour_start_ms, 0)
+
+    def skip_hour(self, hour_start_ms: int) -> list[Alert]:
+        """The hour had no data at all (e.g. an ingest outage): a gap, neither zero nor evaluated."""
+        return self._advance_all(hour_start_ms, None)
+
+    def open_alerts(self) -> Iterator[Alert]:
+        """Every currently open alert, as its ``opened`` record (to refresh an Alertmanager)."""
+        for account_id, data in list(self.store.items()):
+            state = decode_state(data)
+            if state.kind != NONE:
+                at = _hour_end_ms(state.opened_hour)
+                observed, baseline = float(state.opened_observed), round(state.opened_baseline, 3)
+                yield Alert(account_id, KIND_NAMES[state.kind], OPENED, at, observed, baseline, at)
+
+    def view(self, account_id: str) -> AccountView | None:
+        data = self.store.get(account_id)
+        if data is None:
+            return None
+        state = decode_state(data)
+        return AccountView(
+            account_id=account_id,
+            last_hour_ms=state.last_hour * HOUR_MS,
+            open_kind=KIND_NAMES.get(state.kind),
+            opened_at_ms=_hour_end_ms(state.opened_hour) if state.kind != NONE else None,
+            level=state.level,
+            next_baseline=self.rule.baseline(state, state.last_hour + 1),
+            engaged_followers=state.engaged_last if state.engaged_last >= 0 else None,
+            engaged_baseline=state.engaged_ewma if state.engaged_last >= 0 else None,
+            state_bytes=len(data),
+        )
+
+    def _advance_all(self, hour_start_ms: int, fill: int | None) -> list[Alert]:
+        hour = hour_start_ms // HOUR_MS
+        alerts: list[Alert] = []
+        for account_id, data in list(self.store.items()):
+            if peek_last_hour(data) >= hour:
+                continue
+            state = self._load(account_id, hour)
+            alerts += self._fill(account_id, state, hour + 1, fill)
+            if state.kind == NONE and hour - state.last_active_hour >= self.rule.ring_hours:
+                del self.store[account_id]  # a month without activity: forget the account
+            else:
+                self._save(account_id, state)
+        return alerts
+
+    def _fill(self, account_id: str, state: AccountState, until_hour: int, fill: int | None) -> list[Alert]:
+        """Fold ``fill`` into every hour after ``last_hour`` and before ``until_hour``."""
+        alerts: list[Alert] = []
+        start = max(state.last_hour + 1, until_hour - self.rule.ring_hours)
+        if start > state.last_hour + 1:  # longer than the ring: only its last ring_hours hours matter
+            state.jump_to(start - 1, fill)
+        for gap_hour in range(start, until_hour):
+            alerts += step(self.rule, account_id, state, gap_hour, fill)
+        return alerts
+
+    def _track_engaged(self, state: AccountState, engaged: int) -> None:
+        if state.engaged_last < 0:
+            state.engaged_ewma = float(engaged)
+        else:
+            alpha = 1 - 2 ** (-1 / self.rule.engaged_half_life_hours)
+            state.engaged_ewma += alpha * (engaged - state.engaged_ewma)
+        state.engaged_last = engaged
+
+    def _load(self, account_id: str, hour: int) -> AccountState:
+        data = self.store.get(account_id)
+        if data is None:
+            return AccountState.new(hour, self.rule.ring_hours)
+        return decode_state(data).resized(self.rule.ring_hours)
+
+    def _save(self, account_id: str, state: AccountState) -> None:
+        self.store[account_id] = encode_state(state)

@@ -1,0 +1,293 @@
+"""The ClickHouse writer: ``write(SinkBatch)`` as one idempotent insert per table, over clickhouse-connect.
+
+Works unchanged with ``chdb:///path`` (embedded, the default) and ``http(s)://user:pass@host:8123/db``. The
+database is the DSN's path (``?database=`` for chDB), ``engagement`` when the DSN names none; it is created
+by the migrations if missing.
+
+Idempotency: each table's insert carries ``insert_deduplication_token = "<batch.token>:<table>"``, and the
+tables keep a deduplication window (``schemas/clickhouse/0001_activity.sql``), so writing a batch again —
+after a crash between insert and offset commit, or a retry after a half-failed write — changes nothing.
+
+Failures are never retried here: ``write`` raises :class:`~streams.errors.SinkUnavailable` (the caller backs
+off with :class:`~streams.sinks.backoff.Backoff`, keeps the batch and tries again) or
+:class:`~streams.errors.FatalSinkError` (stop). Connecting is lazy, so a worker starts while ClickHouse is
+down and its first write simply reports it unavailable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlparse, urlunparse
+
+from streams.errors import ConfigError, EngageError, FatalSinkError, SinkUnavailable
+from streams.metrics import Metrics
+from streams.settings import Settings
+from streams.sinks.base import SinkBatch
+from streams.sinks.clickhouse_errors import CHDB_ENGINE_BUSY, FATAL, RETRYABLE, translate
+from streams.sinks.clickhouse_migrations import Migrator, quote_ident
+from streams.sinks.rows import TABLES, TableSpec, dedup_token
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATABASE = "engagement"
+DAY_MS = 86_400_000
+
+
+def database_of(dsn: str, default: str = DEFAULT_DATABASE) -> str:
+    """The database a DSN names: its path (``?database=`` for ``chdb:///path``), else ``default``."""
+    parsed = urlparse(dsn)
+    query = dict(parse_qsl(parsed.query))
+    if "database" in query:
+        name = query["database"]
+    elif parsed.scheme == "chdb" and not parsed.netloc:
+        name = ""  # chdb:///abs/path: the path is the data directory
+    else:
+        name = unquote(parsed.path.strip("/").split("/")[0])
+    name = name or default
+    quote_ident(name)  # validates
+    return name
+
+
+def server_dsn(dsn: str) -> str:
+    """The DSN without its database, so connecting works before the database exists."""
+    parsed = urlparse(dsn)
+    query = urlencode([(k, v) for k, v in parse_qsl(parsed.query) if k != "database"])
+    if parsed.scheme == "chdb":
+        if parsed.netloc:  # chdb://memory/db
+            return urlunparse(parsed._replace(path="", query=query))
+        return f"chdb://{parsed.path}" + (f"?{query}" if query else "")  # urlunparse drops the empty host
+    if parsed.scheme not in ("http", "https"):
+        raise ConfigError(
+            f"CLICKHOUSE_DSN must be chdb:///path or http(s)://user:pass@host:port/db, not {redact(dsn)}"
+        )
+    return urlunparse(parsed._replace(path="", query=query))
+
+
+def redact(dsn: str) -> str:
+    """The DSN with its password replaced, for messages and logs."""
+    parsed = urlparse(dsn)
+    if parsed.password is None:
+        return dsn
+    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)
+    return urlunparse(parsed._replace(netloc=netloc))
+
+
+def connect(dsn: str) -> Any:
+    """A clickhouse-connect client for ``dsn`` (no database selected). Raises driver exceptions."""
+    import clickhouse_connect
+
+    return clickhouse_connect.get_client(dsn=server_dsn(dsn))
+
+
+def describe(settings: Settings) -> str:
+    """Where the data is, for messages: the redacted DSN."""
+    return redact(settings.effective_clickhouse_dsn)
+
+
+@contextlib.contextmanager
+def open_client(settings: Settings, *, must_exist: bool = False) -> Iterator[tuple[Any, str]]:
+    """A connected client and the database name, for commands (``engage db``, ``engage report``).
+
+    ``must_exist``: for an embedded chDB, refuse a data directory that does not exist yet instead of
+    creating an empty one. Errors become :class:`SinkUnavailable` / :class:`FatalSinkError` with a message
+    that says what to do, e.g. when a running worker holds the chDB directory.
+    """
+    dsn = settings.effective_clickhouse_dsn
+    database = database_of(dsn)
+    parsed = urlparse(dsn)
+    if parsed.scheme == "chdb" and not parsed.netloc and must_exist and not Path(parsed.path).is_dir():
+        raise ConfigError(
+            f"no embedded ClickHouse data at {parsed.path}: run a worker or `engage db migrate`"
+        )
+    try:
+        client = connect(dsn)
+    except Exception as exc:
+        error = translate(exc, f"connecting to {redact(dsn)}")
+        if CHDB_ENGINE_BUSY in str(exc):
+            error = SinkUnavailable(
+                f"the embedded ClickHouse at {parsed.path} is in use by another process (a running "
+                "`engage worker` or `engage demo`?). chDB allows one process per data directory: stop that "
+                "process, or run ClickHouse as a server and set CLICKHOUSE_DSN."
+            )
+        raise error from exc
+    try:
+        yield client, database
+    except EngageError:
+        raise
+    except Exception as exc:
+        raise translate(exc, f"a query on {redact(dsn)}, database {database}") from exc
+    finally:
+        client.close()
+
+
+def ttl_days(settings: Settings) -> int:
+    return settings.activity_ttl_ms // DAY_MS
+
+
+class ClickHouseSink:
+    """The :class:`~streams.sinks.base.Sink` for ClickHouse. Thread-safe: writes are serialised.
+
+    Build it with :meth:`from_settings` (a DSN; connects lazily, migrates first when configured) or
+    :meth:`for_client` (an existing client, e.g. the tests' shared chDB client, and a database name).
+    ``score_half_life_ms`` is stored with each score row (W/4, see ``FollowerScore``).
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        database: str,
+        metrics: Metrics,
+        *,
+        score_half_life_ms: int,
+        migrator: Callable[[Any], Migrator] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+        owns_client: bool = True,
+    ) -> None:
+        if score_half_life_ms <= 0:
+            raise ConfigError("score half-life must be positive")
+        self._connect = connect
+        self.database = database
+        self.metrics = metrics
+        self.score_half_life_ms = score_half_life_ms
+        self._migrator = migrator
+        self._clock = clock
+        self._owns_client = owns_client
+        self._client: Any = None
+        self._types: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, metrics: Metrics, *, migrate: bool | None = None
+    ) -> ClickHouseSink:
+        """The worker's writer: ``CLICKHOUSE_DSN`` (or the embedded chDB), migrating first if configured."""
+        return cls.from_dsn(
+            settings.effective_clickhouse_dsn,
+            metrics,
+            score_half_life_ms=settings.window_ms // 4,
+            migrate=settings.migrate_on_start if migrate is None else migrate,
+            ttl_days=ttl_days(settings),
+        )
+
+    @classmethod
+    def from_dsn(
+        cls,
+        dsn: str,
+        metrics: Metrics,
+        *,
+        score_half_life_ms: int,
+        migrate: bool = False,
+        ttl_days: int | None = None,
+    ) -> ClickHouseSink:
+        """A writer for ``dsn``; connects (and migrates, if asked) on first use."""
+        database = database_of(dsn)
+        server_dsn(dsn)  # validates the scheme now rather than at the first write
+        return cls(
+            lambda: connect(dsn),
+            database,
+            metrics,
+            score_half_life_ms=score_half_life_ms,
+            migrator=(lambda client: Migrator(client, database, ttl_days=ttl_days)) if migrate else None,
+        )
+
+    @classmethod
+    def for_client(
+        cls,
+        client: Any,
+        database: str,
+        metrics: Metrics,
+        *,
+        score_half_life_ms: int = 30 * DAY_MS // 4,
+        migrate: bool = False,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> ClickHouseSink:
+        return cls(
+            lambda: client,
+            database,
+            metrics,
+            score_half_life_ms=score_half_life_ms,
+            migrator=(lambda c: Migrator(c, database)) if migrate else None,
+            clock=clock,
+            owns_client=False,
+        )
+
+    # --- connection ---------------------------------------------------------------------------------
+
+    def open(self) -> Any:
+        """Connect (and migrate) if not done yet; raises SinkUnavailable / FatalSinkError."""
+        if self._client is not None:
+            return self._client
+        try:
+            client = self._connect()
+        except Exception as exc:
+            raise translate(exc, f"connect to ClickHouse (database {self.database})") from exc
+        if self._migrator is not None:
+            try:
+                result = self._migrator(client).migrate()
+            except Exception as exc:
+                if self._owns_client:
+                    client.close()
+                raise translate(exc, f"migrating database {self.database}") from exc
+            for migration in result.applied:
+                log.info("applied ClickHouse migration %s", migration.filename)
+        self._client = client
+        return client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None and self._owns_client:
+                self._client.close()
+            self._client = None
+            self._types.clear()
+
+    # --- writing ------------------------------------------------------------------------------------
+
+    def write(self, batch: SinkBatch) -> None:
+        """Insert every non-empty table of ``batch``; idempotent by ``batch.token``."""
+        with self._lock:
+            client = self.open()
+            for spec in TABLES:
+                columns = spec.columns_of(batch, self.score_half_life_ms)
+                if columns[0]:
+                    self._insert(client, spec, columns, batch.token)
+
+    def _insert(self, client: Any, spec: TableSpec, columns: list[list[Any]], token: str) -> None:
+        rows = len(columns[0])
+        what = f"insert of {rows} rows into {self.database}.{spec.name}"
+        started = self._clock()
+        try:
+            client.insert(
+                table=spec.name,
+                data=columns,
+                column_names=list(spec.columns),
+                database=self.database,
+                column_types=self._column_types(client, spec),
+                column_oriented=True,
+                settings={"insert_deduplication_token": dedup_token(token, spec.name)},
+            )
+        except Exception as exc:
+            error = translate(exc, what)
+            kind = RETRYABLE if isinstance(error, SinkUnavailable) else FATAL
+            self.metrics.insert_failures.labels(spec.name, kind).inc()
+            if isinstance(error, FatalSinkError):
+                self._types.pop(spec.name, None)
+            raise error from exc
+        self.metrics.flush_latency.labels(spec.name).observe(self._clock() - started)
+        self.metrics.rows_written.labels(spec.name).inc(rows)
+        self.metrics.batches_written.labels(spec.name).inc()
+
+    def _column_types(self, client: Any, spec: TableSpec) -> Any:
+        """The table's column types, asked once (saves a DESCRIBE round trip per insert)."""
+        types = self._types.get(spec.name)
+        if types is None:
+            context = client.create_insert_context(
+                table=spec.name, column_names=list(spec.columns), database=self.database, column_oriented=True
+            )
+            types = self._types[spec.name] = context.column_types
+        return types

@@ -8,6 +8,7 @@ keyed messages of the same actors would (Java, librdkafka-``murmur2_random`` and
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -16,6 +17,9 @@ from kafka.partitioner.default import murmur2
 from streams.events import Interaction
 
 
+# kafka-python's murmur2 is pure Python (~2 µs a key); actors recur, so a bounded cache pays off on
+# hot paths (ingest computes one per event).
+@functools.lru_cache(maxsize=65_536)
 def partition_for(key: bytes, partitions: int) -> int:
     hashed: int = murmur2(key)
     return (hashed & 0x7FFFFFFF) % partitions

@@ -1,0 +1,103 @@
+"""Canonical events posted as they are: one object, a JSON array of them, or NDJSON.
+
+Signature: ``X-Signature-256: sha256=<hex HMAC-SHA256(secret, raw body)>``, the secret being the
+source's (``ENGAGE_WEBHOOK_SECRETS``; the source is named by ``X-Engage-Source``, default
+``generic``). A sender may also bind the signature to a time: with ``X-Signature-Timestamp: <epoch
+ms>`` the HMAC is over ``<timestamp>.<raw body>`` and a timestamp further than
+``ENGAGE_SIGNATURE_TOLERANCE`` from now is rejected, which stops replays of captured requests.
+
+Every element is validated by the canonical decoder; an invalid one is dead-lettered with its reason
+and field while the valid ones of the same request are published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from streams.errors import InvalidEvent, MalformedPayload, WebhookRejected
+from streams.events import decode_object
+from streams.ingest.adapters.base import (
+    Context,
+    JsonAdapter,
+    Mapped,
+    Unmappable,
+    check_prefixed,
+    hmac_sha256_hex,
+    require_signature,
+)
+
+SIGNATURE_HEADER = "X-Signature-256"
+TIMESTAMP_HEADER = "X-Signature-Timestamp"
+
+
+def sign(secret: str, raw_body: bytes, timestamp_ms: int | None = None) -> dict[str, str]:
+    """The headers a sender adds (used by tests, the bench and any Python client)."""
+    if timestamp_ms is None:
+        return {SIGNATURE_HEADER: "sha256=" + hmac_sha256_hex(secret, raw_body)}
+    message = str(timestamp_ms).encode() + b"." + raw_body
+    return {
+        SIGNATURE_HEADER: "sha256=" + hmac_sha256_hex(secret, message),
+        TIMESTAMP_HEADER: str(timestamp_ms),
+    }
+
+
+def _position_error(exc: orjson.JSONDecodeError, line_offset: int = 0) -> MalformedPayload:
+    line = exc.lineno + line_offset
+    return MalformedPayload(f"not JSON: {exc.msg} at line {line} column {exc.colno}", field="$")
+
+
+class GenericAdapter(JsonAdapter):
+    name = "generic"
+
+    def __init__(self, tolerance_ms: int) -> None:
+        self._tolerance_ms = tolerance_ms
+
+    def verify(self, headers: Mapping[str, str], raw_body: bytes, secret: str, now_ms: int) -> None:
+        provided = require_signature(headers, SIGNATURE_HEADER)
+        stamp = headers.get(TIMESTAMP_HEADER)
+        if stamp is None:
+            check_prefixed(provided, hmac_sha256_hex(secret, raw_body))
+            return
+        if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 16:
+            raise WebhookRejected(401, "invalid signature timestamp")
+        # Verify first, so the tolerance answer cannot be used to probe without a valid signature.
+        check_prefixed(provided, hmac_sha256_hex(secret, stamp.encode() + b"." + raw_body))
+        if abs(now_ms - int(stamp)) > self._tolerance_ms:
+            raise WebhookRejected(401, "signature timestamp outside the tolerance")
+
+    def parse(self, raw_body: bytes) -> Any:
+        """A JSON document (object or array); failing that, NDJSON (one document per line)."""
+        try:
+            return orjson.loads(raw_body)
+        except orjson.JSONDecodeError as exc:
+            whole_error = exc
+        lines = raw_body.split(b"\n")
+        if sum(1 for line in lines if line.strip()) < 2:
+            raise _position_error(whole_error)
+        parsed: list[Any] = []
+        for number, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                parsed.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise _position_error(exc, line_offset=number) from None
+        return parsed
+
+    def map(self, payload: Any, context: Context) -> list[Mapped]:
+        elements = payload if type(payload) is list else [payload]
+        out: list[Mapped] = []
+        for index, element in enumerate(elements):
+            try:
+                out.append(decode_object(element))
+            except InvalidEvent as exc:
+                field = f" (field {exc.field})" if exc.field else ""
+                out.append(Unmappable(exc.reason, f"element {index}{field}: {exc}", element))
+        return out
+
+
+def create(settings: Any) -> GenericAdapter:
+    return GenericAdapter(settings.signature_tolerance_ms)

@@ -1,0 +1,229 @@
+"""What happens to one webhook request, independent of the HTTP server.
+
+``deliver`` runs the checks in an order that never does work for an unauthenticated caller:
+
+1. the source is known and has a secret (else ``404``);
+2. the signature over the raw bytes is valid (else ``401``; constant-time, no detail that helps forging);
+3. the body parses (else ``400`` with the parse position — and, being authentic, it is dead-lettered);
+4. the adapter maps it; what cannot be mapped is dead-lettered, deliberate skips are counted;
+5. every envelope (events and DLQ records) is published and acknowledged within
+   ``ENGAGE_INGEST_ACK_TIMEOUT``; otherwise ``503`` with ``Retry-After`` and nothing is reported accepted.
+
+``200`` means every event is on Kafka; ``202`` means the request is settled but some of it went to the
+dead-letter topic (a platform must not retry a payload that will never map). An adapter that raises
+is a bug, but its payload is still authentic: it is dead-lettered with reason ``adapter_error`` rather
+than answered with a 500.
+
+The HTTP layer (``streams.ingest.app``) only moves bytes in and out; tests drive this class directly
+with the in-process publisher twin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streams.errors import BrokerUnavailable, MalformedPayload, WebhookRejected
+from streams.events import Interaction
+from streams.ingest.adapters import build_adapters
+from streams.ingest.adapters.base import Adapter, Context, Ignored, Mapped, Unmappable
+from streams.ingest.envelopes import Envelope, dlq_envelopes, event_envelopes, topic_map
+from streams.ingest.publisher import Publisher
+from streams.metrics import Metrics
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+GENERIC = "generic"
+SOURCE_HEADER = "X-Engage-Source"
+_MAX_ERRORS_SHOWN = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def json_reply(status: int, document: Any, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    return Reply(status, orjson.dumps(document), "application/json", headers)
+
+
+def _original_bytes(original: Any) -> bytes:
+    try:
+        return orjson.dumps(original)
+    except TypeError:  # orjson.JSONEncodeError: e.g. an integer beyond 64 bits
+        return repr(original).encode()
+
+
+class Unavailable(Exception):
+    """Internal: Kafka did not acknowledge in time; becomes a 503."""
+
+
+class IngestService:
+    def __init__(
+        self,
+        settings: Settings,
+        publisher: Publisher,
+        metrics: Metrics,
+        clock: Callable[[], int],
+        *,
+        adapters: Mapping[str, Adapter] | None = None,
+        monotonic: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        """``clock`` returns epoch milliseconds (signature tolerance, fallback event time)."""
+        self._adapters = dict(adapters if adapters is not None else build_adapters(settings))
+        self._secrets = dict(settings.webhook_secrets)
+        self._publisher = publisher
+        self._metrics = metrics
+        self._clock = clock
+        self._monotonic = monotonic
+        self._topics = settings.topics
+        self._topic_for = topic_map(settings.topics)
+        self._partitions = settings.topic_partitions
+        self._ack_timeout_s = settings.ingest_ack_timeout_ms / 1000
+        self._retry_after = str(max(1, math.ceil(self._ack_timeout_s)))
+
+    @property
+    def platforms(self) -> list[str]:
+        """Adapter names served under ``/v1/webhooks/<name>`` (everything but the generic one)."""
+        return [name for name in self._adapters if name != GENERIC]
+
+    # --- entry points -----------------------------------------------------------------------------
+
+    async def deliver(
+        self, route: str, headers: Mapping[str, str], raw_body: bytes, account: str | None = None
+    ) -> Reply:
+        """A ``POST``: ``route`` is ``generic`` or a platform adapter's name."""
+        started = self._monotonic()
+        try:
+            reply = await self._deliver(route, headers, raw_body, account)
+        except WebhookRejected as exc:
+            reply = json_reply(exc.status, {"error": str(exc)})
+        except Unavailable as exc:
+            reply = json_reply(
+                503,
+                {"error": f"Kafka did not acknowledge within the deadline; retry later ({exc})"},
+                (("Retry-After", self._retry_after),),
+            )
+        return self._finish(route, reply, started)
+
+    def handshake(self, route: str, query: Mapping[str, str]) -> Reply:
+        """A ``GET`` on a platform route: the platform's subscription check."""
+        started = self._monotonic()
+        try:
+            adapter, _, secret = self._resolve(route, {})
+            answer = adapter.handshake(query, secret)
+            if answer is None:
+                reply = json_reply(405, {"error": f"{route} has no GET handshake"})
+            else:
+                reply = Reply(answer.status, answer.body, answer.content_type)
+        except WebhookRejected as exc:
+            reply = json_reply(exc.status, {"error": str(exc)})
+        return self._finish(route, reply, started)
+
+    def rejected(self, route: str, status: int, message: str) -> Reply:
+        """A rejection decided by the HTTP layer (body over the limit), counted like the others."""
+        return self._finish(route, json_reply(status, {"error": message}), self._monotonic())
+
+    # --- the steps --------------------------------------------------------------------------------
+
+    def _resolve(self, route: str, headers: Mapping[str, str]) -> tuple[Adapter, str, str]:
+        adapter = self._adapters.get(route)
+        if adapter is None:
+            raise WebhookRejected(404, f"unknown source {route[:64]!r}")
+        source = route
+        if route == GENERIC:
+            source = headers.get(SOURCE_HEADER) or GENERIC
+            # A platform's secret authenticates that platform's payloads only.
+            if source != GENERIC and source in self._adapters:
+                raise WebhookRejected(404, f"unknown source {source[:64]!r}")
+        secret = self._secrets.get(source)
+        if not secret:
+            raise WebhookRejected(404, f"unknown source {source[:64]!r}")
+        return adapter, source, secret
+
+    async def _deliver(
+        self, route: str, headers: Mapping[str, str], raw_body: bytes, account: str | None
+    ) -> Reply:
+        adapter, source, secret = self._resolve(route, headers)
+        now = self._clock()
+        adapter.verify(headers, raw_body, secret, now)
+        origin = {"platform": adapter.name, "source": source, "received_at": now}
+        try:
+            payload = adapter.parse(raw_body)
+        except MalformedPayload as exc:
+            await self._publish(dlq_envelopes(self._topics, [(exc.reason, str(exc), raw_body)], origin))
+            self._count(adapter.name, "dlq", {exc.reason: 1})
+            return json_reply(400, {"error": str(exc), "dead_lettered": 1})
+        try:
+            mapped: list[Mapped] = adapter.map(payload, Context(source, now, account))
+        except Exception as exc:  # a bug in an adapter; keep the authentic payload, answer 202
+            log.exception("adapter %s failed to map a payload; dead-lettering it", adapter.name)
+            mapped = [Unmappable("adapter_error", f"{adapter.name}: {type(exc).__name__}", payload)]
+        events = [m for m in mapped if type(m) is Interaction]
+        unmappable = [m for m in mapped if type(m) is Unmappable]
+        ignored = sum(1 for m in mapped if type(m) is Ignored)
+        envelopes: list[Envelope] = event_envelopes(events, self._topic_for, self._partitions)
+        envelopes += dlq_envelopes(
+            self._topics, ((u.reason, u.detail, _original_bytes(u.original)) for u in unmappable), origin
+        )
+        await self._publish(envelopes)
+        reasons: dict[str, int] = {}
+        for u in unmappable:
+            reasons[u.reason] = reasons.get(u.reason, 0) + 1
+        self._count(adapter.name, "dlq", reasons)
+        self._count(adapter.name, "accepted", {"": len(events)})
+        self._count(adapter.name, "ignored", {"": ignored})
+        document: dict[str, Any] = {
+            "accepted": len(events),
+            "ignored": ignored,
+            "dead_lettered": len(unmappable),
+        }
+        if not unmappable:
+            return json_reply(200, document)
+        document["errors"] = [
+            {"reason": u.reason, "detail": u.detail} for u in unmappable[:_MAX_ERRORS_SHOWN]
+        ]
+        return json_reply(202, document)
+
+    async def _publish(self, envelopes: list[Envelope]) -> None:
+        if not envelopes:
+            return
+        try:
+            async with asyncio.timeout(self._ack_timeout_s):
+                await self._publisher.publish(envelopes)
+        except TimeoutError:
+            log.warning(
+                "Kafka did not acknowledge %d message(s) within %.1fs", len(envelopes), self._ack_timeout_s
+            )
+            raise Unavailable("timeout") from None
+        except BrokerUnavailable as exc:
+            log.warning("Kafka unavailable: %s", exc)
+            raise Unavailable("broker unavailable") from None
+        except Exception as exc:  # an unexpected producer failure is still "not acknowledged"
+            log.exception("publishing failed")
+            raise Unavailable(type(exc).__name__) from None
+
+    def _count(self, platform: str, outcome: str, counts: dict[str, int]) -> None:
+        total = sum(counts.values())
+        if total:
+            self._metrics.webhook_events.labels(platform, outcome).inc(total)
+        if outcome == "dlq":
+            for reason, count in counts.items():
+                self._metrics.dlq_messages.labels(reason).inc(count)
+
+    def _finish(self, route: str, reply: Reply, started: float) -> Reply:
+        label = route if route in self._adapters else "unknown"
+        self._metrics.webhook_requests.labels(label, str(reply.status)).inc()
+        self._metrics.webhook_latency.labels(label).observe(self._monotonic() - started)
+        return reply

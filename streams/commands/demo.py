@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import secrets
 import signal
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from streams.demo.generator import GeneratorConfig, TrafficGenerator
@@ -24,8 +26,10 @@ from streams.demo.runs import RunRecord, next_start_ms
 from streams.demo.screen import DemoInfo, Screen, duration_text
 from streams.demo.session import Outcome, Session, SessionPlan
 from streams.demo.webhooks import SOURCES
-from streams.errors import ConfigError
+from streams.errors import ConfigError, EngageError
 from streams.settings import Settings, parse_duration_ms
+
+log = logging.getLogger(__name__)
 
 DEMO_WINDOW = "2d"  # followers engage and lapse within a couple of minutes at ×3600
 PIPELINE_SLACK_S = 5.0  # wall seconds of delivery delay the allowed lateness must cover
@@ -89,7 +93,9 @@ def webhook_secrets(settings: Settings) -> tuple[dict[str, str], bool]:
     if settings.webhook_secrets:
         missing = [s for s in SOURCES if s not in settings.webhook_secrets]
         if missing:
-            raise ConfigError(f"ENGAGE_WEBHOOK_SECRETS has no secret for {', '.join(missing)} (the demo sends all)")
+            raise ConfigError(
+                f"ENGAGE_WEBHOOK_SECRETS has no secret for {', '.join(missing)} (the demo sends all)"
+            )
         return dict(settings.webhook_secrets), False
     return {source: secrets.token_urlsafe(24) for source in SOURCES}, True
 
@@ -114,11 +120,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         args.seed, rate_events_per_s=args.rate, time_scale=args.time_scale, start_ms=start_ms
     )
     generator = TrafficGenerator(config)
+    followers = generator.followers_per_account()
     drop = config.drop
     top = generator.accounts[0].account_id
 
+    first_day = datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%Y-%m-%d")
     print(
-        f"engage demo: run {record.runs + 1}, event clock from {datetime.fromtimestamp(start_ms / 1000, UTC):%Y-%m-%d}"
+        f"engage demo: run {record.runs + 1}, event clock from {first_day}"
         + (" (continuing after the previous run)" if record.runs else ""),
         flush=True,
     )
@@ -127,6 +135,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         + ("generated for this run (not shown)" if generated else "from ENGAGE_WEBHOOK_SECRETS"),
         flush=True,
     )
+    log_file = _log_to_file(settings.data_dir.resolve() / "logs" / "demo.log", args.verbose)
     orchestrator = Orchestrator(settings, env, overrides)
     outcome: Outcome | None = None
     statuses: dict[str, int | None] = {}
@@ -160,12 +169,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"worker /metrics: {endpoints.worker_metrics}", flush=True)
         print(f"ingest /metrics: {endpoints.ingest_metrics}", flush=True)
         print(f"data: {endpoints.data_dir} (logs: {endpoints.log_dir})", flush=True)
-        print(
-            f"window {duration_text(window_ms)} ({window_note}), allowed lateness {duration_text(lateness_ms)}",
-            flush=True,
-        )
+        window_text, lateness_text = duration_text(window_ms), duration_text(lateness_ms)
+        print(f"window {window_text} ({window_note}), allowed lateness {lateness_text}", flush=True)
         plan = SessionPlan(
             generator=generator,
+            followers=followers,
             secrets=keys,
             rate=args.rate,
             time_scale=args.time_scale,
@@ -182,6 +190,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             session = Session(plan, screen, orchestrator.check_children)
             outcome = asyncio.run(session.run())
     finally:
+        cpu = {**orchestrator.cpu_usage(), "demo": time.process_time()}
         previous = signal.signal(signal.SIGINT, _still_stopping)
         try:
             print("stopping ingest…", flush=True)
@@ -191,12 +200,41 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             orchestrator.stop()
         finally:
             signal.signal(signal.SIGINT, previous)
-        if outcome is not None and outcome.send.event_time_ms is not None:
-            RunRecord(record.runs + 1, outcome.send.event_time_ms).save(settings.data_dir)
+        last_ms = outcome.send.event_time_ms if outcome is not None else None
+        if last_ms is not None:
+            RunRecord(record.runs + 1, last_ms).save(settings.data_dir)
+            if statuses.get("worker") == 0:
+                _record_baselines(settings, followers, last_ms)
     assert outcome is not None
-    _summary(outcome, statuses, settings, top, start_ms)
+    _summary(outcome, statuses, settings, top, start_ms, log_file)
+    print("cpu seconds: " + " ".join(f"{name}={seconds:.1f}" for name, seconds in cpu.items()), flush=True)
     failed = [name for name, status in statuses.items() if status not in (0, None)]
     return 1 if failed else 0
+
+
+def _log_to_file(path: Path, verbose: int) -> Path:
+    """The demo's own log goes to a file: log lines on the terminal would tear the live screen."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    return path
+
+
+def _record_baselines(settings: Settings, followers: dict[str, int], last_ms: int) -> None:
+    from streams.demo.baseline import record_baselines
+
+    try:
+        count = record_baselines(settings, followers, last_ms)
+    except EngageError as exc:
+        log.warning("could not record follower baselines: %s", exc)
+        print(f"note: follower baselines not recorded ({exc}); engage report shows no ratio", flush=True)
+    else:
+        log.info("recorded the follower counts of %d accounts in account_baseline", count)
 
 
 def _still_stopping(signum: int, frame: object) -> None:
@@ -204,19 +242,26 @@ def _still_stopping(signum: int, frame: object) -> None:
 
 
 def _summary(
-    outcome: Outcome, statuses: dict[str, int | None], settings: Settings, top: str, start_ms: int
+    outcome: Outcome,
+    statuses: dict[str, int | None],
+    settings: Settings,
+    top: str,
+    start_ms: int,
+    log_file: Path,
 ) -> None:
     s, p = outcome.send, outcome.pipeline
     rate = s.events_sent / outcome.elapsed_s if outcome.elapsed_s > 0 else 0.0
     print(
         f"demo stopped after {outcome.elapsed_s:.0f}s of traffic: sent={s.events_sent} "
-        f"({rate:,.0f}/s) accepted={p.accepted} processed={p.processed} "
+        f"({rate:,.0f}/s) accepted={p.accepted} processed={p.handled} "
         f"transitions_engaged={p.engaged} transitions_lapsed={p.lapsed} "
         f"drained={'yes' if outcome.drained else 'no'}",
         flush=True,
     )
     for name, status in statuses.items():
         if status not in (0, None):
-            print(f"{name} exited with status {status}; see {settings.data_dir.resolve() / 'logs'}", flush=True)
+            print(
+                f"{name} exited with status {status}; see {settings.data_dir.resolve() / 'logs'}", flush=True
+            )
     since = datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%Y-%m-%d")
     print(f"data kept in {settings.data_dir.resolve()}; next: engage report --account {top} --since {since}")

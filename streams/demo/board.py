@@ -56,6 +56,7 @@ class PipelineNumbers:
     ingest_dead_lettered: int = 0  # events ingest dead-lettered (unmappable, invalid)
     processed: int = 0  # events the worker consumed
     deduplicated: int = 0  # redeliveries the worker dropped
+    rejected: int = 0  # events the worker dead-lettered (late, invalid)
     lag: int = 0  # messages behind the high-water mark, summed over partitions
     engaged: int = 0  # transitions to engaged so far
     lapsed: int = 0  # transitions to lapsed so far
@@ -66,6 +67,11 @@ class PipelineNumbers:
     dlq: Mapping[str, int] = field(default_factory=dict)  # by reason, worker and ingest together
     worker_up: bool = False
     ingest_up: bool = False
+
+    @property
+    def handled(self) -> int:
+        """Events the worker is done with: processed, dropped as duplicates or dead-lettered."""
+        return self.processed + self.deduplicated + self.rejected
 
 
 def pipeline_numbers(worker: Samples | None, ingest: Samples | None) -> PipelineNumbers:
@@ -83,6 +89,7 @@ def pipeline_numbers(worker: Samples | None, ingest: Samples | None) -> Pipeline
         ingest_dead_lettered=int(total(i, "engage_webhook_events_total", outcome="dlq")),
         processed=int(total(w, "engage_events_consumed_total")),
         deduplicated=int(total(w, "engage_events_deduplicated_total")),
+        rejected=int(total(w, "engage_events_rejected_total")),
         lag=int(total(w, "engage_consumer_lag_messages")),
         engaged=int(transitions.get("engaged", 0)),
         lapsed=int(transitions.get("lapsed", 0)),

@@ -20,12 +20,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
 from streams import runtime
 from streams.embedded.broker import EmbeddedBroker, free_port
@@ -46,6 +44,15 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     os.setpgrp()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a live process has used so far (Linux ``/proc``), else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def port_or_free(host: str, wanted: int) -> int:
@@ -185,6 +192,14 @@ class Orchestrator:
             pids.append(self.broker.pid)
         return pids
 
+    def cpu_usage(self) -> dict[str, float]:
+        """CPU seconds used so far by each process the demo started."""
+        pids = {child.name: child.pid for child in self.children}
+        if self.broker is not None:
+            pids["broker"] = self.broker.pid
+        usage = {name: cpu_seconds(pid) for name, pid in pids.items() if pid is not None}
+        return {name: seconds for name, seconds in usage.items() if seconds is not None}
+
     def start(self) -> Endpoints:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         settings = self.settings
@@ -206,7 +221,7 @@ class Orchestrator:
         cli = [self._python, "-m", "streams.cli"]
         self.worker = Child(
             "worker",
-            [*cli, "worker", "--sink", "clickhouse"],
+            [*cli, "worker", "--sink", "clickhouse", "--loglevel", "info"],
             child_env(self._base_env, {**common, "ENGAGE_WORKER_METRICS_PORT": str(metrics_port)}),
             self.log_dir / "worker.log",
         ).start()
@@ -258,20 +273,3 @@ class Orchestrator:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def wait_for(check: object, timeout_s: float, what: str, children: Sequence[Child] = ()) -> None:
-    """Poll ``check()`` (a callable returning bool) until true; fail early if a child died."""
-    assert callable(check)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for child in children:
-            child.check_alive()
-        if check():
-            return
-        time.sleep(0.2)
-    raise ChildFailed(f"{what} not ready within {timeout_s:.0f}s")
-
-
-def open_log(path: Path) -> IO[str]:
-    return path.open("a", encoding="utf-8")

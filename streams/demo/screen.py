@@ -99,7 +99,7 @@ def plain_line(info: DemoInfo, view: View) -> str:
         f"({event_clock(s.event_time_ms, info.start_ms).replace(' ', '_')}) "
         f"sent={s.events_sent} sent_per_s={view.rates.get('sent', 0):.0f} http={http} "
         f"retries={s.retries} failed={s.events_failed} behind_s={s.behind_s:.1f} "
-        f"accepted={p.accepted} processed={p.processed} processed_per_s={view.rates.get('processed', 0):.0f} "
+        f"accepted={p.accepted} processed={p.handled} processed_per_s={view.rates.get('processed', 0):.0f} "
         f"lag={p.lag} dlq={dlq_text(p.dlq)} transitions_engaged={p.engaged} transitions_lapsed={p.lapsed} "
         f"engaged_now={p.engaged_now} alerts_open={len(view.open_alerts)} top={top}"
     )
@@ -110,7 +110,9 @@ def _header(info: DemoInfo, view: View) -> Text:
     text = Text()
     text.append("engage demo", style="bold")
     text.append(f"  run {info.run} · seed {info.seed} · {info.rate:,.0f} events/s mean · ")
-    text.append(f"event time ×{info.time_scale:,.0f} ({duration_text(int(info.time_scale * 1000))} per second)")
+    text.append(
+        f"event time ×{info.time_scale:,.0f} ({duration_text(int(info.time_scale * 1000))} per second)"
+    )
     text.append(f"\nwindow {duration_text(info.window_ms)} ({info.window_note}) · ")
     text.append(f"allowed lateness {duration_text(info.lateness_ms)} · Kafka: {info.kafka}")
     text.append("\nevent time ")
@@ -126,7 +128,8 @@ def _header(info: DemoInfo, view: View) -> Text:
             else ("now" if now < info.drop_end_ms else "done")
         )
         text.append(
-            f"\nscheduled drop: {info.drop_account} loses {info.drop_factor:.0%} of its substantive interactions "
+            f"\nscheduled drop: {info.drop_account} loses {info.drop_factor:.0%} of its substantive "
+            "interactions "
             f"{event_clock(info.drop_start_ms, info.start_ms)}–"
             f"{event_clock(info.drop_end_ms, info.start_ms)[-5:]} ({when})"
         )
@@ -157,8 +160,11 @@ def _pipeline(view: View) -> Table:
     table.add_row(
         "processed by worker",
         f"{r.get('processed', 0):,.0f}",
-        f"{p.processed:,}",
-        (f"lag {p.lag:,} messages · duplicates dropped {p.deduplicated:,} · ClickHouse rows {p.sink_rows:,}")
+        f"{p.handled:,}",
+        (
+            f"lag {p.lag:,} messages · duplicates dropped {p.deduplicated:,} · "
+            f"dead-lettered {p.rejected:,} · ClickHouse rows {p.sink_rows:,}"
+        )
         if p.worker_up
         else "[red]/metrics not answering[/red]",
     )
@@ -183,11 +189,17 @@ def _accounts(rows: Sequence[AccountRow]) -> Table:
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in rows:
-        table.add_row(row.account_id, row.platform, f"{row.followers:,}", f"{row.engaged:,}", f"{row.ratio:.3%}")
+        table.add_row(
+            row.account_id, row.platform, f"{row.followers:,}", f"{row.engaged:,}", f"{row.ratio:.3%}"
+        )
     return table
 
 
-def _transitions(info: DemoInfo, lines: Sequence[TransitionLine]) -> Table:
+def _transitions(info: DemoInfo, lines: Sequence[TransitionLine]) -> RenderableType:
+    if not lines:
+        return Text(
+            "transitions: none yet (a follower needs 3 substantive interactions in the window)", style="dim"
+        )
     table = Table(title="newest transitions", title_justify="left", show_edge=False)
     for column in ("event time", "", "follower → account", "n"):
         table.add_column(column)
@@ -222,7 +234,9 @@ def _alerts(info: DemoInfo, lines: Sequence[AlertLine]) -> RenderableType:
 
 def _footer(info: DemoInfo, notes: Sequence[str]) -> Text:
     text = Text(style="dim")
-    text.append(f"ingest {info.ingest_url} · metrics: worker {info.worker_metrics}, ingest {info.ingest_metrics}")
+    text.append(
+        f"ingest {info.ingest_url} · metrics: worker {info.worker_metrics}, ingest {info.ingest_metrics}"
+    )
     text.append(f"\ndata {info.data_dir} · logs {info.log_dir}")
     for note in notes:
         text.append(f"\n{note}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -30,8 +30,6 @@ from streams.demo.webhooks import WebhookRequest, build_requests
 from streams.events import Interaction
 
 log = logging.getLogger(__name__)
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class TransportError(Exception):
@@ -80,7 +78,6 @@ class WebhookSender:
         concurrency: int = 16,
         max_attempts: int = 5,
         retry_backoff_s: float = 0.5,
-        sleep: Sleep = asyncio.sleep,
     ) -> None:
         if step_events < 1 or concurrency < 1 or max_attempts < 1:
             raise ValueError("step_events, concurrency and max_attempts must be at least 1")
@@ -92,7 +89,6 @@ class WebhookSender:
         self._slots = asyncio.Semaphore(concurrency)
         self._max_attempts = max_attempts
         self._backoff_s = retry_backoff_s
-        self._sleep = sleep
         self._stopping = asyncio.Event()
         self.stats = SendStats()
 
@@ -112,7 +108,7 @@ class WebhookSender:
             newest = max(event.occurred_at_ms for event in batch)
             wait = self._pacer.delay_s(newest, len(batch))
             stats.behind_s = self._pacer.behind_s
-            if wait > 0 and await self._stopped_within(wait):
+            if wait > 0 and await self._pause(wait):
                 break
             stats.events_generated += len(batch)
             if stats.event_time_ms is None or newest > stats.event_time_ms:
@@ -126,7 +122,8 @@ class WebhookSender:
             await asyncio.gather(*tasks)
         return stats
 
-    async def _stopped_within(self, seconds: float) -> bool:
+    async def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds``, or less when the sender is stopped meanwhile; True when stopped."""
         try:
             await asyncio.wait_for(self._stopping.wait(), seconds)
             return True
@@ -156,7 +153,8 @@ class WebhookSender:
                 if not retryable or attempt == self._max_attempts or self._stopping.is_set():
                     break
                 stats.retries += 1
-                await self._sleep(retry_after if retry_after is not None else self._backoff_s * attempt)
+                if await self._pause(retry_after if retry_after is not None else self._backoff_s * attempt):
+                    break
             count = len(request.events)
             if status is not None and 200 <= status < 300:
                 stats.events_sent += count

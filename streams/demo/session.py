@@ -34,6 +34,7 @@ class NotReady(EngageError):
 @dataclass(frozen=True)
 class SessionPlan:
     generator: TrafficGenerator
+    followers: Mapping[str, int]  # per account: the audience model's followers (ratio denominator)
     secrets: Mapping[str, str]
     rate: float
     time_scale: float
@@ -74,9 +75,8 @@ class Session:
         self.screen = screen
         self._check_children = check_children
         self._clock = clock
-        followers = plan.generator.followers_per_account()
         self.board = Board(
-            (a.account_id, a.platform, followers[a.account_id]) for a in plan.generator.accounts
+            (a.account_id, a.platform, plan.followers.get(a.account_id, 0)) for a in plan.generator.accounts
         )
         self._rates = Rates(window_s=3.0)
         self._stop = asyncio.Event()
@@ -173,7 +173,7 @@ class Session:
             {
                 "sent": stats.events_sent,
                 "accepted": self._numbers.accepted,
-                "processed": self._numbers.processed,
+                "processed": self._numbers.handled,
             },
         )
         self.screen.show(self._view(stats))
@@ -185,7 +185,7 @@ class Session:
         while not self._hurry.is_set():
             await self._refresh(worker, ingest, stats)
             n = self._numbers
-            if n.worker_up and n.ingest_up and n.processed >= n.accepted:
+            if n.worker_up and n.ingest_up and n.handled >= n.accepted:
                 return True
             if self._clock() > deadline:
                 return False

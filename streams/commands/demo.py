@@ -32,7 +32,9 @@ from streams.settings import Settings, parse_duration_ms
 log = logging.getLogger(__name__)
 
 DEMO_WINDOW = "2d"  # followers engage and lapse within a couple of minutes at ×3600
-PIPELINE_SLACK_S = 5.0  # wall seconds of delivery delay the allowed lateness must cover
+# Wall seconds of pipeline delay the allowed lateness must cover. Outputs become final that much
+# behind the newest event; a worker lagging more than this dead-letters events as late (×3600: 10 h).
+PIPELINE_SLACK_S = 10.0
 
 
 def register(sub: Any) -> None:
@@ -56,7 +58,7 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--lateness",
         default=None,
-        help="allowed lateness (default: 5 s of wall time at the time scale, at least 1h; "
+        help="allowed lateness (default: 10 s of wall time at the time scale, at least 1h; "
         "or ENGAGE_ALLOWED_LATENESS if set)",
     )
     parser.add_argument("--concurrency", type=int, default=16, help="webhook requests in flight at most")
@@ -185,18 +187,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             ingest_metrics=endpoints.ingest_metrics,
             worker_metrics=endpoints.worker_metrics,
             concurrency=args.concurrency,
+            worker_log=str(endpoints.log_dir / "worker.log"),
         )
         with Screen(info, live=not args.plain) as screen:
             session = Session(plan, screen, orchestrator.check_children)
             outcome = asyncio.run(session.run())
     finally:
         cpu = {**orchestrator.cpu_usage(), "demo": time.process_time()}
-        previous = signal.signal(signal.SIGINT, _still_stopping)
+        interrupts: list[int] = []
+
+        def interrupted(signum: int, frame: object) -> None:
+            interrupts.append(signum)
+            print("interrupted again: killing what is left (the sink may not be flushed)", flush=True)
+
+        previous = signal.signal(signal.SIGINT, interrupted)
         try:
             print("stopping ingest…", flush=True)
-            statuses["ingest"] = orchestrator.stop_ingest()
-            print("stopping the worker (it flushes its sink to ClickHouse)…", flush=True)
-            statuses["worker"] = orchestrator.stop_worker()
+            statuses["ingest"] = orchestrator.stop_ingest(lambda: bool(interrupts))
+            print("stopping the worker (it flushes its sink to ClickHouse; Ctrl-C to kill it)…", flush=True)
+            statuses["worker"] = orchestrator.stop_worker(lambda: bool(interrupts))
             orchestrator.stop()
         finally:
             signal.signal(signal.SIGINT, previous)
@@ -237,10 +246,6 @@ def _record_baselines(settings: Settings, followers: dict[str, int], last_ms: in
         log.info("recorded the follower counts of %d accounts in account_baseline", count)
 
 
-def _still_stopping(signum: int, frame: object) -> None:
-    print("still stopping: waiting for the worker to flush its sink…", flush=True)
-
-
 def _summary(
     outcome: Outcome,
     statuses: dict[str, int | None],
@@ -260,8 +265,6 @@ def _summary(
     )
     for name, status in statuses.items():
         if status not in (0, None):
-            print(
-                f"{name} exited with status {status}; see {settings.data_dir.resolve() / 'logs'}", flush=True
-            )
+            print(f"{name} exited with status {status}; see {log_file.parent / f'{name}.log'}", flush=True)
     since = datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%Y-%m-%d")
     print(f"data kept in {settings.data_dir.resolve()}; next: engage report --account {top} --since {since}")

@@ -20,7 +20,8 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -124,17 +125,20 @@ class Child:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def stop(self, timeout_s: float) -> int | None:
-        """SIGTERM, wait up to ``timeout_s``, then SIGKILL. Returns the exit status (None: never ran)."""
+    def stop(self, timeout_s: float, give_up: Callable[[], bool] = lambda: False) -> int | None:
+        """SIGTERM, wait up to ``timeout_s`` (or until ``give_up()``), then SIGKILL. Returns the exit
+        status (None: never started)."""
         proc = self._proc
         if proc is None:
             return None
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop within %.0fs; killing it", self.name, timeout_s)
+            deadline = time.monotonic() + timeout_s
+            while proc.poll() is None and time.monotonic() < deadline and not give_up():
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(0.2)
+            if proc.poll() is None:
+                log.warning("%s did not stop (waited %.0fs); killing it", self.name, timeout_s)
                 proc.kill()
                 proc.wait()
         return proc.returncode
@@ -211,7 +215,8 @@ class Orchestrator:
         runtime.create_topics(settings, bootstrap)
 
         host = settings.ingest_host
-        metrics_port = port_or_free("0.0.0.0", settings.worker_metrics_port)
+        metrics_host = settings.worker_metrics_host
+        metrics_port = port_or_free(metrics_host, settings.worker_metrics_port)
         ingest_port = port_or_free(host, settings.ingest_port)
         common = {
             **self._overrides,
@@ -231,12 +236,15 @@ class Orchestrator:
             child_env(self._base_env, common),
             self.log_dir / "ingest.log",
         ).start()
-        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+
+        def shown(bound: str) -> str:
+            return "127.0.0.1" if bound in ("0.0.0.0", "") else bound
+
         self.endpoints = Endpoints(
             bootstrap=bootstrap,
-            ingest_url=f"http://{shown}:{ingest_port}",
-            ingest_metrics=f"http://{shown}:{ingest_port}/metrics",
-            worker_metrics=f"http://127.0.0.1:{metrics_port}/metrics",
+            ingest_url=f"http://{shown(host)}:{ingest_port}",
+            ingest_metrics=f"http://{shown(host)}:{ingest_port}/metrics",
+            worker_metrics=f"http://{shown(metrics_host)}:{metrics_port}/metrics",
             data_dir=self.data_dir,
             log_dir=self.log_dir,
             embedded_kafka=settings.embedded_kafka,
@@ -248,11 +256,12 @@ class Orchestrator:
         for child in self.children:
             child.check_alive()
 
-    def stop_ingest(self) -> int | None:
-        return self.ingest.stop(10.0) if self.ingest else None
+    def stop_ingest(self, give_up: Callable[[], bool] = lambda: False) -> int | None:
+        return self.ingest.stop(10.0, give_up) if self.ingest else None
 
-    def stop_worker(self) -> int | None:
-        return self.worker.stop(self._worker_stop_timeout_s) if self.worker else None
+    def stop_worker(self, give_up: Callable[[], bool] = lambda: False) -> int | None:
+        """SIGTERM the worker: it flushes its sink, which may take a while; ``give_up`` ends the wait."""
+        return self.worker.stop(self._worker_stop_timeout_s, give_up) if self.worker else None
 
     def stop(self) -> dict[str, int | None]:
         """Stop whatever still runs, in order; returns each child's exit status."""

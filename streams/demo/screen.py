@@ -203,7 +203,7 @@ def _transitions(info: DemoInfo, lines: Sequence[TransitionLine]) -> RenderableT
     table = Table(title="newest transitions", title_justify="left", show_edge=False)
     for column in ("event time", "", "follower → account", "n"):
         table.add_column(column)
-    for line in reversed(lines):
+    for line in sorted(lines, key=lambda t: t.at_ms, reverse=True):
         style = "green" if line.kind == "engaged" else "magenta"
         table.add_row(
             event_clock(line.at_ms, info.start_ms),
@@ -239,7 +239,7 @@ def _footer(info: DemoInfo, notes: Sequence[str]) -> Text:
     )
     text.append(f"\ndata {info.data_dir} · logs {info.log_dir}")
     for note in notes:
-        text.append(f"\n{note}")
+        text.append(f"\nwarning: {note}", style="bold red")
     text.append("\nCtrl-C stops everything cleanly (the worker flushes its sink).")
     return text
 
@@ -291,6 +291,8 @@ class Screen:
         if force or self._last_plain is None or view.elapsed_s - self._last_plain >= self._plain_every_s:
             self._last_plain = view.elapsed_s
             self.console.print(plain_line(self.info, view), soft_wrap=True)
+            for note in view.notes:
+                self.console.print(f"warning: {note}", soft_wrap=True)
 
     def say(self, message: str) -> None:
         """A line outside the live area (start-up, shutdown, hints)."""

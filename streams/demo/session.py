@@ -4,7 +4,8 @@ The processes are the orchestrator's business; this is the asyncio part that run
 :class:`~streams.demo.sender.WebhookSender`, the ``/metrics`` probes, the flags/alerts
 :class:`~streams.demo.probes.TopicFollower` and the :class:`~streams.demo.screen.Screen`, refreshed
 about twice a second. It ends at ``duration_s`` or on SIGINT/SIGTERM; then the sender stops and the
-worker gets up to ``drain_s`` to process what ingest accepted (a second Ctrl-C skips that).
+worker gets time to process what ingest accepted, as long as it makes progress (at most
+``drain_max_s``; a second Ctrl-C skips that).
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ class SessionPlan:
     concurrency: int = 16
     step_s: float = 0.2
     refresh_s: float = 0.5
+    worker_log: str = "the worker's log"
     ready_timeout_s: float = 180.0
-    drain_s: float = 15.0
+    drain_max_s: float = 120.0
+    stall_s: float = 15.0
     top_accounts: int = 8
 
 
@@ -78,13 +81,15 @@ class Session:
         self.board = Board(
             (a.account_id, a.platform, plan.followers.get(a.account_id, 0)) for a in plan.generator.accounts
         )
-        self._rates = Rates(window_s=3.0)
+        self._rates = Rates(window_s=5.0)  # the worker processes in bursts
         self._stop = asyncio.Event()
         self._hurry = asyncio.Event()
         self._interrupted = False
         self._numbers = PipelineNumbers()
         self._started: float | None = None
         self._status = "starting"
+        self._last_handled = 0
+        self._progress_at = clock()
 
     def _on_signal(self) -> None:
         if self._stop.is_set():
@@ -179,19 +184,38 @@ class Session:
         self.screen.show(self._view(stats))
 
     async def _drain(self, worker: MetricsProbe, ingest: MetricsProbe, stats: SendStats) -> bool:
-        """Give the worker time to process what ingest accepted; True when it caught up."""
-        self._status = "stopping: draining the worker"
-        deadline = self._clock() + self.plan.drain_s
+        """Let the worker process what ingest accepted, while it makes progress (a worker stopped
+        with a backlog has more to flush); True when it caught up."""
+        self._status = "stopping: the worker catches up (Ctrl-C again to skip)"
+        deadline = self._clock() + self.plan.drain_max_s
+        progress_at, handled = self._clock(), -1
         while not self._hurry.is_set():
             await self._refresh(worker, ingest, stats)
             n = self._numbers
             if n.worker_up and n.ingest_up and n.handled >= n.accepted:
                 return True
-            if self._clock() > deadline:
+            now = self._clock()
+            if n.handled > handled:
+                progress_at, handled = now, n.handled
+            if now > deadline or now - progress_at > self.plan.stall_s:
                 return False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._hurry.wait(), self.plan.refresh_s)
         return False
+
+    def _notes(self) -> list[str]:
+        """Warnings for the screen: a worker that stopped making progress with work waiting."""
+        n, now = self._numbers, self._clock()
+        if n.handled != self._last_handled or n.handled >= n.accepted:
+            self._last_handled, self._progress_at = n.handled, now
+            return []
+        idle = now - self._progress_at
+        if idle < self.plan.stall_s:
+            return []
+        return [
+            f"the worker has processed nothing for {idle:.0f}s with {n.accepted - n.handled:,} events "
+            f"waiting: see {self.plan.worker_log}"
+        ]
 
     def _view(self, stats: SendStats) -> View:
         board = self.board
@@ -205,6 +229,7 @@ class Session:
             alerts=list(board.alerts),
             open_alerts=list(board.open_alerts.values()),
             status=self._status,
+            notes=self._notes(),
         )
 
     def _outcome(self, *, drained: bool) -> Outcome:

@@ -67,8 +67,9 @@ def test_demo_defaults_shorten_the_window_and_scale_the_lateness() -> None:
     settings = Settings()
     window, note, lateness = demo_durations({}, settings, None, None, 3600.0)
     assert window == 2 * DAY_MS and "30d" in note
-    assert lateness == 5 * 3_600_000  # 5 wall seconds at an hour per second
+    assert lateness == 10 * 3_600_000  # 10 wall seconds at an hour per second
     assert demo_durations({}, settings, None, None, 60.0)[2] == 3_600_000  # never below 1h
+    assert demo_durations({}, settings, None, None, 500.0)[2] == 2 * 3_600_000  # whole hours, rounded up
     env = {"ENGAGE_WINDOW": "7d", "ENGAGE_ALLOWED_LATENESS": "2h"}
     configured = Settings.from_env(env)
     assert demo_durations(env, configured, None, None, 3600.0) == (7 * DAY_MS, "ENGAGE_WINDOW", 7_200_000)

@@ -16,7 +16,7 @@ import orjson
 
 from streams.errors import BrokerUnavailable
 from streams.events import Interaction, encode_batch
-from streams.partitioning import PartitionCache, group_for_envelopes
+from streams.partitioning import group_for_envelopes
 from streams.settings import Topics
 
 
@@ -61,7 +61,7 @@ class KafkaEventPublisher:
         from kafka import KafkaProducer
 
         self._topics = topics
-        self._partitions = PartitionCache(partitions)
+        self._partitions = partitions
         self._max_batch = max_batch
         self._timeout_s = timeout_s
         self._topic_for = {t: topics.for_type(t) for t in ("like", "comment", "share", "follow", "unfollow")}

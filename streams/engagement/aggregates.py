@@ -78,9 +78,9 @@ class Aggregates:
         row[ENGAGED_NEW if kind == ENGAGED else LAPSED] += 1
 
     def take(self) -> tuple[list[AccountMinute], list[PostMinute]]:
-        """The rows accumulated since the last call, sorted by key; the counters restart from zero."""
-        accounts = [AccountMinute(a, p, m, *row) for (a, p, m), row in sorted(self.accounts.items())]
-        posts = [PostMinute(a, p, post, m, *row) for (a, p, post, m), row in sorted(self.posts.items())]
+        """The rows accumulated since the last call; the counters restart from zero."""
+        accounts = [AccountMinute(a, p, m, *row) for (a, p, m), row in self.accounts.items()]
+        posts = [PostMinute(a, p, post, m, *row) for (a, p, post, m), row in self.posts.items()]
         self.accounts = {}
         self.posts = {}
         return accounts, posts

@@ -17,6 +17,13 @@ worker's Faust table. Decoded states are cached (bounded by ``Rule.cache_max_act
 flushes). Likes and other non-substantive events never decode state on the hot path: their score
 contributions are summed per pair in a dict and folded in at :meth:`drain` / :meth:`dirty`.
 
+Performance: the per-event path is an inlined loop (see :meth:`_ingest`); per commit interval the
+cost follows the number of distinct followers touched (one fold, one encode, one score row each).
+Pair times and pending contributions are tuples because a worker holding hundreds of thousands of
+cached pairs otherwise spends more time in the cyclic GC's full passes than in the rule; the worker
+process should also raise the GC thresholds (``gc.freeze()`` after start-up,
+``gc.set_threshold(50_000, 20, 100)``), which about doubles throughput (``tests/bench/bench_core.py``).
+
 The flush protocol per commit interval is ``drain()`` → write outputs → ``dirty()`` (persists
 changed states, stamping ``flush_seq``) → commit offsets. After a crash, build the engine with the
 ``flush_seq`` and ``watermark_ms`` of the last *committed* interval and call :meth:`restore`; an actor
@@ -29,15 +36,15 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Final
 
 from streams.engagement.aggregates import Aggregates
-from streams.engagement.dedup import MinuteDedup
-from streams.engagement.model import ENGAGED, FollowerScore, Outputs, Transition
-from streams.engagement.rule import COMMENT, SHARE, Rule, count_words
+from streams.engagement.dedup import MinuteDedup, stable_hash64
+from streams.engagement.model import ENGAGED, MINUTE_MS, FollowerScore, Outputs, Transition
+from streams.engagement.rule import COMMENT, FOLLOW, LIKE, SHARE, Rule, count_words
 from streams.engagement.state import ActorState, PairState, decode, encode, event_hash
 from streams.engagement.timers import TimerIndex
 from streams.engagement.window import advance, expired, next_due, prune
@@ -88,9 +95,10 @@ class PartitionEngine:
         self._cache: dict[str, ActorState] = {}
         self._dirty: set[str] = set()
         self._skip: set[str] = set()
-        self._pending: dict[tuple[str, str], list[float]] = {}
-        self._pending_platform: dict[tuple[str, str], str] = {}
-        self._changed_scores: set[tuple[str, str]] = set()
+        # (actor, account) -> (decayed score sum, as of, interactions, platform), folded in at drain.
+        # Tuples, not lists: untracked by the cyclic GC, so a busy interval does not feed full passes.
+        self._pending: dict[tuple[str, str], tuple[float, int, int, str]] = {}
+        self._changed_scores: dict[tuple[str, str], PairState] = {}
         self._transitions: list[Transition] = []
         self._aggregates = Aggregates()
         self._timers = TimerIndex()
@@ -127,6 +135,15 @@ class PartitionEngine:
     def dedup_evictions(self) -> int:
         return self._dedup.evicted
 
+    def take_dedup_delta(self) -> dict[int, list[int]]:
+        """Event-id hashes (by minute) learnt since the last call; persist them with the flush."""
+        return self._dedup.take_fresh()
+
+    def remember_dedup(self, minute: int, hashes: list[int]) -> None:
+        """Reload hashes persisted by :meth:`take_dedup_delta` in an earlier process."""
+        if minute + MINUTE_MS > self._final:
+            self._dedup.remember(minute, hashes)
+
     @property
     def scheduled_actors(self) -> int:
         return len(self._timers)
@@ -141,101 +158,171 @@ class PartitionEngine:
 
     def process(self, event: Interaction) -> str:
         """Apply one event: returns :data:`OK`, :data:`DUPLICATE` or :data:`LATE` (not applied)."""
-        at = event.occurred_at_ms
-        if at < self._final:
-            self.late_total += 1
-            return LATE
-        event_type = event.type
-        substantive = False
-        if event_type in (COMMENT, SHARE):
-            min_words = self.rule.min_words
-            if min_words > 0:
-                substantive = count_words(event.text, min_words) >= min_words
-            else:
-                substantive = event_type == COMMENT or bool(event.text and event.text.strip())
-        actor = event.actor_id
-        if substantive:
-            state = self._load(actor)
-            if actor in self._skip:
-                # Already persisted by the interval being replayed: count it, apply nothing.
-                if self._dedup.seen(hash(event.event_id), at):
-                    self.duplicate_total += 1
-                    return DUPLICATE
-            elif not self._apply_substantive(state, event, at):
-                self.duplicate_total += 1
-                return DUPLICATE
-        else:
-            if self._dedup.seen(hash(event.event_id), at):
-                self.duplicate_total += 1
-                return DUPLICATE
-            weight = self.rule.weight(event_type, False)
-            if weight > 0.0:
-                self._add_pending(actor, event.account_id, event.platform, weight, at)
-        if at > self._wm and self.auto_watermark:
-            self._wm = at
-            self._final = at - self.rule.allowed_lateness_ms
-        self._aggregates.add_event(
-            event_type, event.account_id, event.platform, event.post_id, at, substantive
-        )
-        return OK
+        late: list[Interaction] = []
+        ok = self._ingest((event,), late)[0]
+        return OK if ok else (LATE if late else DUPLICATE)
 
     def process_many(self, events: Iterable[Interaction]) -> Counts:
+        """Apply a batch (the fast path); the late events are returned for the dead-letter topic."""
         counts = Counts()
-        process = self.process
-        late = counts.late
-        ok = duplicate = 0
-        for event in events:
-            outcome = process(event)
-            if outcome is OK:
-                ok += 1
-            elif outcome is DUPLICATE:
-                duplicate += 1
-            else:
-                late.append(event)
-        counts.ok = ok
-        counts.duplicate = duplicate
+        counts.ok, counts.duplicate = self._ingest(events, counts.late)
         return counts
 
-    def _apply_substantive(self, state: ActorState | None, event: Interaction, at: int) -> bool:
-        """Insert a substantive interaction into its pair; False if its event id is already there."""
+    def _ingest(self, events: Iterable[Interaction], late: list[Interaction]) -> tuple[int, int]:
+        """The hot loop, inlined by hand: one pass, locals only, no state decoding for likes/follows."""
+        rule = self.rule
+        lateness, min_words = rule.allowed_lateness_ms, rule.min_words
+        like_w, comment_w, share_w, follow_w = (
+            rule.like_weight,
+            rule.comment_weight,
+            rule.share_weight,
+            rule.follow_weight,
+        )
+        k = self._k
+        exp = math.exp
+        wm, final = self._wm, self._final
+        auto = self.auto_watermark
+        buckets, fresh = self._dedup.buckets, self._dedup.fresh
+        accounts, posts = self._aggregates.accounts, self._aggregates.posts
+        pending = self._pending
+        ok = duplicate = remembered = 0
+        for event in events:
+            at = event.occurred_at_ms
+            if at < final:
+                late.append(event)
+                continue
+            kind = event.type
+            substantive = False
+            if kind in (COMMENT, SHARE):
+                if min_words > 0:
+                    substantive = count_words(event.text, min_words) >= min_words
+                else:
+                    substantive = kind == COMMENT or bool(event.text and event.text.strip())
+            if substantive:
+                self._wm, self._final = wm, final
+                if not self._substantive(event, at):
+                    duplicate += 1
+                    continue
+            else:
+                key = stable_hash64(event.event_id)
+                minute = at - at % MINUTE_MS
+                bucket = buckets.get(minute)
+                if bucket is None:
+                    bucket = buckets[minute] = set()
+                elif key in bucket:
+                    duplicate += 1
+                    continue
+                bucket.add(key)
+                learnt = fresh.get(minute)
+                if learnt is None:
+                    fresh[minute] = [key]
+                else:
+                    learnt.append(key)
+                remembered += 1
+                if kind == LIKE:
+                    weight = like_w
+                elif kind == COMMENT:
+                    weight = comment_w
+                elif kind == SHARE:
+                    weight = share_w
+                elif kind == FOLLOW:
+                    weight = follow_w
+                else:
+                    weight = 0.0
+                if weight > 0.0:
+                    pair_key = (event.actor_id, event.account_id)
+                    entry = pending.get(pair_key)
+                    if entry is None:
+                        pending[pair_key] = (weight, at, 1, event.platform)
+                    else:
+                        total, last, count, first_platform = entry
+                        if at <= last:
+                            total += weight * exp((at - last) * k)
+                        else:
+                            total = total * exp((last - at) * k) + weight
+                            last = at
+                        pending[pair_key] = (total, last, count + 1, first_platform)
+            if auto and at > wm:
+                wm = at
+                final = at - lateness
+            # Aggregates: see aggregates.py for the counter positions.
+            account, platform = event.account_id, event.platform
+            minute = at - at % MINUTE_MS
+            row_key = (account, platform, minute)
+            row = accounts.get(row_key)
+            if row is None:
+                row = accounts[row_key] = [0] * 10
+            post_field = -1
+            if kind == LIKE:
+                row[0] += 1
+                row[7] += 1
+                post_field = 0
+            elif kind == COMMENT:
+                row[1] += 1
+                row[6] += 1
+                post_field = 1
+            elif kind == SHARE:
+                row[2] += 1
+                row[6] += 1
+                post_field = 3
+            elif kind == FOLLOW:
+                row[3] += 1
+                row[7] += 1
+            else:
+                row[4] += 1
+            if substantive:
+                row[5] += 1
+            post = event.post_id
+            if post_field >= 0 and post is not None:
+                post_key = (account, platform, post, minute)
+                post_row = posts.get(post_key)
+                if post_row is None:
+                    post_row = posts[post_key] = [0, 0, 0, 0]
+                post_row[post_field] += 1
+                if substantive and post_field == 1:
+                    post_row[2] += 1
+            ok += 1
+        self._wm, self._final = wm, final
+        if remembered:
+            self._dedup.grew(remembered)
+        self.late_total += len(late)
+        self.duplicate_total += duplicate
+        return ok, duplicate
+
+    def _substantive(self, event: Interaction, at: int) -> bool:
+        """Apply a substantive interaction; False if it is a duplicate."""
         actor = event.actor_id
+        state = self._load(actor)
+        if actor in self._skip:
+            # Already persisted by the interval being replayed: count it, apply nothing.
+            return not self._dedup.seen(stable_hash64(event.event_id), at)
         account = event.account_id
         digest = event_hash(event.event_id)
         if state is None:
-            # ``checked`` may be anything up to the first event point; the horizon after this event is.
-            state = self._cache[actor] = ActorState(max(self._final, at - self.rule.allowed_lateness_ms))
+            # Nothing before the final horizon can arrive any more, but anything after it can: with an
+            # externally driven watermark this event may be far ahead of it (a faster topic), and
+            # older events of this actor may still come, so evaluation starts at the horizon.
+            state = self._cache[actor] = ActorState(self._final)
         pair = state.pairs.get(account)
         if pair is None:
             pair = state.pairs[account] = PairState(account, event.platform)
             self._tracked += 1
         elif digest in pair.hashes:
             return False
-        index = bisect_right(pair.times, at)
-        pair.times.insert(index, at)
-        pair.hashes.insert(index, digest)
-        weight = self.rule.weight(event.type, True)
-        self._add_score(pair, weight, at, 1)
+        times, hashes = pair.times, pair.hashes
+        index = bisect_right(times, at)
+        pair.times = (*times[:index], at, *times[index:])
+        pair.hashes = (*hashes[:index], digest, *hashes[index:])
+        pair.raw = None
+        self._add_score(pair, self.rule.weight(event.type, True), at, 1)
         self._dirty.add(actor)
-        self._changed_scores.add((actor, account))
+        self._changed_scores[actor, account] = pair
         self._timers.schedule(actor, at)
         return True
 
-    def _add_pending(self, actor: str, account: str, platform: str, weight: float, at: int) -> None:
-        key = (actor, account)
-        entry = self._pending.get(key)
-        if entry is None:
-            self._pending[key] = [weight, at, 1]
-            self._pending_platform[key] = platform
-        elif at <= entry[1]:
-            entry[0] += weight * math.exp((at - entry[1]) * self._k)
-            entry[2] += 1
-        else:
-            entry[0] = entry[0] * math.exp((entry[1] - at) * self._k) + weight
-            entry[1] = at
-            entry[2] += 1
-
     def _add_score(self, pair: PairState, score: float, at: int, interactions: int) -> None:
         """Add a decayed sum ``score`` (as of ``at``) to the pair's; exact in any arrival order."""
+        pair.raw = None
         if pair.interactions == 0:
             pair.score, pair.score_as_of = score, at
         elif at <= pair.score_as_of:
@@ -260,25 +347,51 @@ class PartitionEngine:
         return state
 
     def _fold_pending(self) -> None:
-        pending, platforms = self._pending, self._pending_platform
-        self._pending, self._pending_platform = {}, {}
-        for key, (score, at, interactions) in pending.items():
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = {}
+        cache, store, skip, dirty, changed = (
+            self._cache,
+            self.store,
+            self._skip,
+            self._dirty,
+            self._changed_scores,
+        )
+        final, k, floor = self._final, self._k, self.rule.score_floor
+        schedule = self._timers.schedule
+        log, ceil = math.log, math.ceil
+        for key, (score, at, interactions, platform) in pending.items():
             actor, account = key
-            state = self._load(actor)
-            if actor in self._skip:
-                continue
+            state = cache.get(actor)
             if state is None:
-                state = self._cache[actor] = ActorState(self._final)
-            pair = state.pairs.get(account)
-            if pair is None:
-                pair = state.pairs[account] = PairState(account, platforms[key])
+                if actor not in store:
+                    # A follower not seen before (the common case for likes): nothing to decode, and
+                    # one timer, for the score's expiry.
+                    pair = PairState(account, platform, False, (), (), score, at, interactions)
+                    state = cache[actor] = ActorState(final)
+                    state.pairs[account] = pair
+                    self._tracked += 1
+                    dirty.add(actor)
+                    changed[key] = pair
+                    schedule(
+                        actor, max(final, at + ceil(log(score / floor) / k)) if score >= floor else final
+                    )
+                    continue
+                state = self._load(actor)
+                assert state is not None
+            if actor in skip:
+                continue
+            known = state.pairs.get(account)
+            if known is None:
+                known = state.pairs[account] = PairState(account, platform)
                 self._tracked += 1
-                self._add_score(pair, score, int(at), int(interactions))
-                self._timers.schedule(actor, self._due(pair, self._final))
+                self._add_score(known, score, at, interactions)
+                schedule(actor, self._due(known, final))
             else:
-                self._add_score(pair, score, int(at), int(interactions))
-            self._dirty.add(actor)
-            self._changed_scores.add(key)
+                self._add_score(known, score, at, interactions)
+            dirty.add(actor)
+            changed[key] = known
 
     def _due(self, pair: PairState, horizon: int) -> int:
         rule = self.rule
@@ -303,7 +416,8 @@ class PartitionEngine:
                 if expired(pair, final, self._k, floor):
                     del state.pairs[account]
                     self._tracked -= 1
-                    self._changed_scores.discard((actor, account))
+                    # Its last change (kept in _changed_scores) is still emitted by drain(): whether
+                    # it is must not depend on when flushes happened.
                     continue
                 pair_due = self._due(pair, final)
                 due = pair_due if due is None else min(due, pair_due)
@@ -319,24 +433,16 @@ class PartitionEngine:
     def drain(self) -> Outputs:
         """Final transitions, aggregate deltas and changed scores since the last drain."""
         self._fold_pending()
-        # Scores first: firing timers may expire a decayed pair, and its last change must still be
-        # emitted (otherwise whether it is depends on when flushes happened).
-        scores: list[FollowerScore] = []
-        for actor, account in sorted(self._changed_scores):
-            state = self._cache.get(actor)
-            pair = state.pairs.get(account) if state is not None else None
-            if pair is not None:
-                scores.append(
-                    FollowerScore(
-                        account, actor, pair.platform, pair.score, pair.score_as_of, pair.interactions
-                    )
-                )
-        self._changed_scores = set()
         self._fire_timers()
         self._dedup.expire(self._final)
         transitions = sorted(self._transitions, key=lambda t: (t.at_ms, t.account_id, t.actor_id))
         self._transitions = []
         account_minutes, post_minutes = self._aggregates.take()
+        scores = [
+            FollowerScore(account, actor, pair.platform, pair.score, pair.score_as_of, pair.interactions)
+            for (actor, account), pair in self._changed_scores.items()
+        ]
+        self._changed_scores = {}
         return Outputs(transitions, account_minutes, post_minutes, scores)
 
     def dirty(self) -> dict[str, bytes | None]:
@@ -375,11 +481,14 @@ class PartitionEngine:
                 del self._cache[actor]
         return out
 
-    def restore(self) -> None:
+    def restore(self, owns: Callable[[str], bool] | None = None) -> None:
         """Rebuild timers and counters from ``store`` (after a restart or a partition assignment).
 
-        Without an explicit ``watermark_ms``, the watermark becomes the largest one stamped on a state
-        of an already committed interval (``seq < flush_seq``).
+        ``owns(actor_id)`` selects this partition's actors when ``store`` is shared by several
+        partitions (a Faust table holds every partition assigned to the worker); an engine must not
+        run timers for another partition's followers. Without an explicit ``watermark_ms``, the
+        watermark becomes the largest one stamped on a state of an already committed interval
+        (``seq < flush_seq``).
         """
         self._timers = TimerIndex()
         self._cache.clear()
@@ -388,6 +497,8 @@ class PartitionEngine:
         tracked = engaged = 0
         watermark = _NO_WATERMARK
         for actor, raw in self.store.items():
+            if owns is not None and not owns(actor):
+                continue
             state = decode(raw)
             tracked += len(state.pairs)
             due: int | None = None

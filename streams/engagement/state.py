@@ -50,7 +50,10 @@ class PairState:
 
     ``times`` are the substantive event times still needed (ascending, duplicates allowed: two events
     in the same millisecond both count); ``hashes`` is parallel to it, 0 where the hash was dropped.
+    Both are tuples, replaced on change: a tuple of ints is not tracked by the cyclic garbage collector,
+    and with hundreds of thousands of cached pairs the collector's full passes are what costs.
     ``engaged`` is the rule's verdict just before the owning actor's ``checked`` horizon.
+    ``raw`` caches this pair's encoded record; whoever changes a field sets it to ``None``.
     """
 
     __slots__ = (
@@ -59,6 +62,7 @@ class PairState:
         "hashes",
         "interactions",
         "platform",
+        "raw",
         "score",
         "score_as_of",
         "times",
@@ -68,10 +72,9 @@ class PairState:
         self,
         account_id: str,
         platform: str,
-        *,
         engaged: bool = False,
-        times: list[int] | None = None,
-        hashes: list[int] | None = None,
+        times: tuple[int, ...] = (),
+        hashes: tuple[int, ...] = (),
         score: float = 0.0,
         score_as_of: int = 0,
         interactions: int = 0,
@@ -79,11 +82,12 @@ class PairState:
         self.account_id = account_id
         self.platform = platform
         self.engaged = engaged
-        self.times: list[int] = times if times is not None else []
-        self.hashes: list[int] = hashes if hashes is not None else []
+        self.times = times
+        self.hashes = hashes
         self.score = score
         self.score_as_of = score_as_of
         self.interactions = interactions
+        self.raw: bytes | None = None
 
     def __repr__(self) -> str:
         return (
@@ -94,7 +98,7 @@ class PairState:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PairState):
             return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in PairState.__slots__)
+        return all(getattr(self, name) == getattr(other, name) for name in _PAIR_FIELDS)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -106,13 +110,15 @@ class ActorState:
     ``seq`` / ``watermark``: the engine's ``flush_seq`` and watermark when this value was written.
     """
 
-    __slots__ = ("checked", "pairs", "seq", "watermark")
+    __slots__ = ("checked", "pairs", "platforms", "seq", "watermark")
 
     def __init__(self, checked: int, seq: int = 0, watermark: int | None = None) -> None:
         self.checked = checked
         self.seq = seq
         self.watermark = watermark
         self.pairs: dict[str, PairState] = {}
+        # Append-only while the state lives, so a cached pair record's platform index stays valid.
+        self.platforms: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"ActorState(checked={self.checked}, seq={self.seq}, pairs={list(self.pairs.values())})"
@@ -135,53 +141,67 @@ def _ints(count: int, signed: bool) -> struct.Struct:
     return struct.Struct(f"<{count}{'q' if signed else 'Q'}")
 
 
-def encode(state: ActorState) -> bytes:
-    """The table value of ``state`` (see the module docstring for the layout)."""
-    platforms: dict[str, int] = {}
-    body: list[bytes] = []
-    pair_struct = _PAIR.pack
-    for account_id, pair in state.pairs.items():
-        index = platforms.setdefault(pair.platform, len(platforms))
-        times = pair.times
-        hashes = pair.hashes
-        kept = len(hashes)
-        while kept and hashes[len(hashes) - kept] == 0:
-            kept -= 1
-        account = account_id.encode()
-        body.append(_U16.pack(len(account)))
-        body.append(account)
-        body.append(
-            pair_struct(
-                index,
-                _ENGAGED if pair.engaged else 0,
-                len(times),
-                kept,
-                min(pair.interactions, 0xFFFFFFFF),
-                pair.score,
-                pair.score_as_of,
-            )
-        )
-        if times:
-            body.append(_ints(len(times), True).pack(*times))
-        if kept:
-            body.append(_ints(kept, False).pack(*hashes[len(hashes) - kept :]))
+@lru_cache(maxsize=4096)
+def _record(account_size: int, n_times: int, n_hashes: int) -> struct.Struct:
+    """The whole pair record as one struct, so encoding a pair is a single C call."""
+    return struct.Struct(f"<H{account_size}s{_PAIR.format[1:]}{n_times}q{n_hashes}Q")
+
+
+@lru_cache(maxsize=256)
+def _platform_table(platforms: tuple[str, ...]) -> bytes:
     if len(platforms) > 255:
         raise ValueError("an actor state holds at most 255 platforms")
-    head = [
-        _ACTOR.pack(
-            VERSION,
-            state.seq,
-            NO_WATERMARK if state.watermark is None else state.watermark,
-            state.checked,
-            len(platforms),
-            len(state.pairs),
-        )
-    ]
-    for name in platforms:
-        raw = name.encode()
-        head.append(_U8.pack(len(raw)))
-        head.append(raw)
-    return b"".join(head + body)
+    return b"".join(_U8.pack(len(raw)) + raw for raw in (name.encode() for name in platforms))
+
+
+def _encode_pair(state: ActorState, pair: PairState) -> bytes:
+    platforms = state.platforms
+    try:
+        index = platforms.index(pair.platform)
+    except ValueError:
+        index = len(platforms)
+        state.platforms = (*platforms, pair.platform)
+    times = pair.times
+    hashes = pair.hashes
+    kept = len(hashes)
+    while kept and hashes[len(hashes) - kept] == 0:
+        kept -= 1
+    account = pair.account_id.encode()
+    return _record(len(account), len(times), kept).pack(
+        len(account),
+        account,
+        index,
+        _ENGAGED if pair.engaged else 0,
+        len(times),
+        kept,
+        min(pair.interactions, 0xFFFFFFFF),
+        pair.score,
+        pair.score_as_of,
+        *times,
+        *hashes[len(hashes) - kept :],
+    )
+
+
+def encode(state: ActorState) -> bytes:
+    """The table value of ``state`` (see the module docstring for the layout).
+
+    Unchanged pairs reuse their cached record, so the cost follows the pairs that changed.
+    """
+    records = []
+    for pair in state.pairs.values():
+        raw = pair.raw
+        if raw is None:
+            raw = pair.raw = _encode_pair(state, pair)
+        records.append(raw)
+    head = _ACTOR.pack(
+        VERSION,
+        state.seq,
+        NO_WATERMARK if state.watermark is None else state.watermark,
+        state.checked,
+        len(state.platforms),
+        len(records),
+    )
+    return b"".join((head, _platform_table(state.platforms), *records))
 
 
 def decode(data: bytes) -> ActorState:
@@ -190,40 +210,39 @@ def decode(data: bytes) -> ActorState:
     if version != VERSION:
         raise ValueError(f"unknown actor state version {version}")
     offset = _ACTOR.size
+    state = ActorState(checked, seq, None if watermark == NO_WATERMARK else watermark)
     platforms: list[str] = []
     for _ in range(n_platforms):
         size = data[offset]
         platforms.append(data[offset + 1 : offset + 1 + size].decode())
         offset += 1 + size
-    state = ActorState(checked, seq, None if watermark == NO_WATERMARK else watermark)
+    state.platforms = tuple(platforms)
     pairs = state.pairs
     unpack_pair = _PAIR.unpack_from
     pair_size = _PAIR.size
     for _ in range(n_pairs):
+        start = offset
         size = data[offset] | (data[offset + 1] << 8)
         account_id = data[offset + 2 : offset + 2 + size].decode()
         offset += 2 + size
         index, flags, n_times, n_hashes, interactions, score, as_of = unpack_pair(data, offset)
         offset += pair_size
-        times: list[int] = []
-        hashes: list[int] = []
+        times: tuple[int, ...] = ()
+        hashes: tuple[int, ...] = ()
         if n_times:
-            times = list(_ints(n_times, True).unpack_from(data, offset))
+            times = _ints(n_times, True).unpack_from(data, offset)
             offset += 8 * n_times
-            hashes = [0] * (n_times - n_hashes)
+            hashes = (0,) * (n_times - n_hashes)
             if n_hashes:
-                hashes.extend(_ints(n_hashes, False).unpack_from(data, offset))
+                hashes += _ints(n_hashes, False).unpack_from(data, offset)
                 offset += 8 * n_hashes
-        pairs[account_id] = PairState(
-            account_id,
-            platforms[index],
-            engaged=bool(flags & _ENGAGED),
-            times=times,
-            hashes=hashes,
-            score=score,
-            score_as_of=as_of,
-            interactions=interactions,
+        pair = pairs[account_id] = PairState(
+            account_id, platforms[index], bool(flags & _ENGAGED), times, hashes, score, as_of, interactions
         )
+        pair.raw = data[start:offset]
     if offset != len(data):
         raise ValueError(f"actor state has {len(data) - offset} trailing bytes")
     return state
+
+
+_PAIR_FIELDS: Final = tuple(name for name in PairState.__slots__ if name != "raw")

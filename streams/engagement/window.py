@@ -24,7 +24,7 @@ from streams.engagement.state import PairState
 NEVER: Final = 2**62  # "no check needed" for the timer index
 
 
-def count_at(times: list[int], at: int, window: int) -> int:
+def count_at(times: tuple[int, ...], at: int, window: int) -> int:
     """Substantive times in ``(at − window, at]`` (``times`` ascending)."""
     return bisect_right(times, at) - bisect_right(times, at - window)
 
@@ -51,7 +51,9 @@ def advance(pair: PairState, start: int, end: int, threshold: int, window: int) 
         if now is not engaged:
             out.append((ENGAGED if now else LAPSED, at, count))
             engaged = now
-    pair.engaged = engaged
+    if out:
+        pair.engaged = engaged
+        pair.raw = None
     return out
 
 
@@ -69,11 +71,14 @@ def prune(pair: PairState, horizon: int, threshold: int, window: int) -> None:
     final = bisect_left(times, horizon)
     cut = max(bisect_left(times, horizon - window), final - threshold)
     if cut > 0:
-        del times[:cut]
-        del hashes[:cut]
+        times = pair.times = times[cut:]
+        hashes = hashes[cut:]
         final -= cut
-    for i in range(final):
-        hashes[i] = 0
+        pair.raw = None
+    if final and any(hashes[:final]):
+        hashes = (0,) * final + hashes[final:]
+        pair.raw = None
+    pair.hashes = hashes
 
 
 def decayed(pair: PairState, at: int, k: float) -> float:

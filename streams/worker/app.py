@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from streams.engagement import PartitionEngine, Rule
 from streams.metrics import Metrics
@@ -27,6 +28,7 @@ from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import Sink
 from streams.worker import highwater
+from streams.worker.dedup_log import DEDUP_PREFIX
 from streams.worker.runner import PartitionRunner
 from streams.worker.state import PartitionView
 
@@ -97,7 +99,7 @@ class WorkerRuntime:
     def runner_for(self, partition: int) -> PartitionRunner:
         runner = self.runners.get(partition)
         if runner is None:
-            view = self.view(partition)
+            view = PartitionView(self.table, partition, self.settings.topic_partitions)
             engine = PartitionEngine(self.rule, view, write_store=False, auto_watermark=False)
             runner = PartitionRunner.recover(
                 partition,
@@ -106,13 +108,25 @@ class WorkerRuntime:
                 view,
                 self.settings.consumer_group,
                 self.metrics,
+                self.settings.allowed_lateness_ms,
+                view.internal(DEDUP_PREFIX),
             )
-            if runner.meta.watermark_ms is not None:
-                engine.advance_watermark(runner.meta.watermark_ms)
             engine.restore()
             self.runners[partition] = runner
-            log.info("partition %d: %d pairs recovered", partition, engine.tracked_pairs)
+            log.info("recovered %s", runner.describe())
         return runner
+
+    def feed(self, events: list[Any], highwater: Callable[[TP], int | None]) -> None:
+        """Hand a batch of Faust events to their partitions' runners, with fresh high-water marks."""
+        touched: set[int] = set()
+        for event in events:
+            message = event.message
+            runner = self.runner_for(message.partition)
+            if message.partition not in touched:
+                touched.add(message.partition)
+                for topic in self.settings.topics.interactions:
+                    runner.note_highwater(topic, highwater(TP(topic, message.partition)))
+            runner.feed(message.topic, message.offset, event.value, event)
 
     async def maybe_flush(self, *, force: bool = False) -> None:
         due = force or time.monotonic() - self.last_flush >= self.settings.commit_interval_ms / 1000
@@ -172,11 +186,7 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
     async def engagement(stream: Any) -> None:
         async for events in stream.noack_take(200, within=min(interval, 0.2)):
             async with runtime.lock:
-                for event in events:
-                    message = event.message
-                    runtime.runner_for(message.partition).feed(
-                        message.topic, message.offset, event.value, event
-                    )
+                runtime.feed(events, app.consumer.highwater)
                 await runtime.maybe_flush()
 
     @app.timer(interval)  # type: ignore[untyped-decorator]
@@ -191,6 +201,8 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
         # flushed offsets by the progress record instead. What matters here is the sink write.
         async with runtime.lock:
             await runtime.maybe_flush(force=True)
+            for runner in runtime.runners.values():
+                log.info("stopping: %s", runner.describe())
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:

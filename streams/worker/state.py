@@ -48,6 +48,16 @@ class PartitionView(MutableMapping[str, bytes]):
             if not raw.startswith(meta) and partition_for(raw, self._partitions) == self._partition:
                 yield raw.decode()
 
+    def internal(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+        """This partition's internal records (keys starting with ``prefix``, e.g. dedup records)."""
+        wanted = prefix.encode()
+        for key in list(self._table.keys()):
+            raw = key if isinstance(key, bytes) else str(key).encode()
+            if raw.startswith(wanted) and partition_for(raw, self._partitions) == self._partition:
+                value = self._table.get(raw)
+                if value is not None:
+                    yield raw.decode(), value
+
     def __len__(self) -> int:
         return sum(1 for _ in self)
 

@@ -109,10 +109,34 @@ def read_topic(bootstrap: str, topic: str, seconds: float, until: Any = None) ->
     return asyncio.run(_read_topic(bootstrap, topic, seconds, until))
 
 
+def caught_up(workers: list[WorkerProcess], interaction_topics: tuple[str, ...], partitions: int) -> bool:
+    """Every interaction topic-partition reports zero lag (consumed and committed) on some worker.
+
+    Each worker reports only the partitions it owns, so the views of several workers are merged.
+    """
+    lags: dict[tuple[str, str], float] = {}
+    for worker in workers:
+        try:
+            text = worker.metrics_text()
+        except OSError:
+            return False
+        for line in text.splitlines():
+            if line.startswith("engage_consumer_lag_messages{"):
+                inside = line[line.index("{") + 1 : line.index("}")]
+                labels = dict(part.split("=", 1) for part in inside.split(","))
+                key = (labels["topic"].strip('"'), labels["partition"].strip('"'))
+                lags[key] = min(lags.get(key, float("inf")), float(line.rsplit(" ", 1)[1]))
+    wanted = {(t, str(p)) for t in interaction_topics for p in range(partitions)}
+    return wanted <= lags.keys() and all(lags[k] == 0 for k in wanted)
+
+
 def wait_for(predicate: Any, timeout: float, interval: float = 0.5, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass  # the process is not serving yet (metrics port not open)
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

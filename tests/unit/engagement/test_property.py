@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.engagement import PartitionEngine, Rule
+from streams.engagement import PartitionEngine, Rule, decode
 from streams.events import Interaction
 
 BASE = 59_000  # events straddle a UTC minute boundary
@@ -164,6 +164,9 @@ def test_engine_matches_the_oracle(scenario: dict[str, object]) -> None:
         elif op == "flush":
             outputs.append(engine.drain())
             engine.dirty()
+            # What was written is what the engine holds (cached pair records were invalidated on change).
+            for actor, state in engine._cache.items():
+                assert decode(store[actor]) == state
         elif op == "restart":
             outputs.append(engine.drain())
             engine.dirty()

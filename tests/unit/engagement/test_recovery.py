@@ -159,3 +159,29 @@ def test_restore_without_a_watermark_uses_committed_stamps_only() -> None:
     restored.restore()
     assert restored.watermark_ms == 1000
     assert restored.tracked_pairs == 2 and restored.scheduled_actors == 2
+
+
+def test_restore_only_indexes_the_partitions_own_followers() -> None:
+    shared: dict[str, bytes] = {}
+    for actor in ("a1", "a2", "b1"):
+        engine = PartitionEngine(RULE, shared)
+        for t in (0, 10, 20):
+            engine.process(ev(t, "comment", "good stuff here", actor=actor))
+        engine.dirty()
+    mine = PartitionEngine(RULE, shared, flush_seq=1, watermark_ms=20)
+    mine.restore(owns=lambda actor: actor.startswith("a"))
+    assert (mine.tracked_pairs, mine.scheduled_actors) == (2, 2)
+    mine.advance_watermark(10_000)
+    assert sorted(t.actor_id for t in mine.drain().transitions) == ["a1", "a2"]
+
+
+def test_the_caller_can_write_the_store() -> None:
+    store: dict[str, bytes] = {}
+    engine = PartitionEngine(RULE, store, write_store=False)
+    engine.process(ev(0, "like"))
+    changes = engine.dirty()
+    assert store == {} and set(changes) == {"fan"}
+    store.update({k: v for k, v in changes.items() if v is not None})
+    engine.process(ev(1, "like"))
+    engine.drain()
+    assert engine.dirty()["fan"] != store["fan"]

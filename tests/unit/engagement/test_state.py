@@ -31,8 +31,8 @@ def pairs(draw: st.DrawFn, account_id: str) -> PairState:
         account_id,
         draw(st.sampled_from(["x", "instagram", "mastodon"])),
         engaged=draw(st.booleans()),
-        times=times,
-        hashes=hashes,
+        times=tuple(times),
+        hashes=tuple(hashes),
         score=draw(st.floats(allow_nan=False)),
         score_as_of=draw(millis),
         interactions=draw(st.integers(0, 2**32 - 1)),
@@ -55,7 +55,8 @@ def test_encoding_round_trips(state: ActorState) -> None:
 def test_bytes_per_pair() -> None:
     state = ActorState(checked=1_700_000_000_000)
     state.pairs["brand_0001"] = PairState(
-        "brand_0001", "x", engaged=True, times=[1_700_000_000_000 + i for i in range(3)], hashes=[0, 0, 0],
+        "brand_0001", "x", engaged=True, times=(1_700_000_000_000, 1_700_000_000_001, 1_700_000_000_002),
+        hashes=(0, 0, 0),
         score=2.5, score_as_of=1_700_000_000_002, interactions=7,
     )  # fmt: skip
     one = len(encode(state))

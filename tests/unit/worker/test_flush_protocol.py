@@ -24,6 +24,7 @@ from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink, SinkBatch
+from streams.worker.dedup_log import DEDUP_PREFIX
 from streams.worker.meta import is_meta_key
 from streams.worker.runner import PartitionRunner
 from tests.scenarios import DAY, scenario, sentinels
@@ -37,42 +38,58 @@ class Crash(Exception):
 
 
 class DurableTable(MutableMapping[str, bytes]):
-    """Writes are visible at once but durable only after ``sync``; ``crash`` keeps the durable part
-    (optionally only a random subset of the unsynced writes: a changelog flushed half-way)."""
+    """Writes are visible at once but durable only after ``sync``, like a changelog partition.
+
+    A crash keeps the durable part plus, for ``partial``, a random *prefix* of the unsynced writes:
+    every key of a stream partition (actor states, dedup records, the progress record) goes to the
+    same changelog partition, which Kafka keeps in order, so a later write cannot survive without
+    the earlier ones. The progress record is written last, which the protocol relies on.
+    """
 
     def __init__(self, durable: dict[str, bytes | None] | None = None) -> None:
         self.durable: dict[str, bytes | None] = dict(durable or {})
-        self.pending: dict[str, bytes | None] = {}
+        self.log: list[tuple[str, bytes | None]] = []
+
+    def _current(self) -> dict[str, bytes | None]:
+        merged = dict(self.durable)
+        merged.update(self.log)
+        return merged
 
     def __getitem__(self, key: str) -> bytes:
-        value = self.pending[key] if key in self.pending else self.durable.get(key)
+        value = self._current().get(key)
         if value is None:
             raise KeyError(key)
         return value
 
+    def get(self, key: str, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+        for logged, value in reversed(self.log):
+            if logged == key:
+                return default if value is None else value
+        value = self.durable.get(key)
+        return default if value is None else value
+
     def __setitem__(self, key: str, value: bytes) -> None:
-        self.pending[key] = value
+        self.log.append((key, value))
 
     def __delitem__(self, key: str) -> None:
         self[key]
-        self.pending[key] = None
+        self.log.append((key, None))
 
     def __iter__(self) -> Iterator[str]:
-        # Like PartitionView: the engine iterates actor states only, never the progress record.
-        merged = {**self.durable, **self.pending}
-        return iter([k for k, v in merged.items() if v is not None and not is_meta_key(k)])
+        # Like PartitionView: the engine iterates actor states only, never internal records.
+        return iter([k for k, v in self._current().items() if v is not None and not is_meta_key(k)])
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
     def sync(self) -> None:
-        self.durable.update(self.pending)
-        self.pending.clear()
+        self.durable = self._current()
+        self.log.clear()
 
     def after_crash(self, rng: random.Random, partial: bool) -> DurableTable:
         survivors = dict(self.durable)
         if partial:
-            survivors.update({k: v for k, v in self.pending.items() if rng.random() < 0.5})
+            survivors.update(self.log[: rng.randrange(len(self.log) + 1)])
         return DurableTable({k: v for k, v in survivors.items() if v is not None})
 
 
@@ -119,27 +136,31 @@ class CrashingSink(MemorySink):
             raise Crash
 
 
-def _messages(events: list[Interaction], per_message: int) -> list[tuple[str, int, bytes]]:
-    """Envelopes per topic with offsets, in arrival order."""
-    offsets: Counter[str] = Counter()
+def _messages(events: list[Interaction], per_message: int, burst: int) -> list[tuple[str, int, bytes]]:
+    """Envelopes per topic (offsets in arrival order), delivered as a fetcher does: ``burst``
+    envelopes of one topic, then of the next. Topics drift apart in event time by whole bursts."""
+    per_topic: dict[str, list[list[Interaction]]] = {}
+    for event in events:
+        chunks = per_topic.setdefault(TOPICS[event.type], [[]])
+        if len(chunks[-1]) == per_message:
+            chunks.append([])
+        chunks[-1].append(event)
     out: list[tuple[str, int, bytes]] = []
-    for start in range(0, len(events), per_message):
-        by_topic: dict[str, list[Interaction]] = {}
-        for event in events[start : start + per_message]:
-            by_topic.setdefault(TOPICS[event.type], []).append(event)
-        for topic, chunk in by_topic.items():
-            out.append((topic, offsets[topic], encode_batch(chunk)))
-            offsets[topic] += 1
+    cursor = dict.fromkeys(per_topic, 0)
+    while any(cursor[t] < len(per_topic[t]) for t in per_topic):
+        for topic, chunks in per_topic.items():
+            for offset in range(cursor[topic], min(cursor[topic] + burst, len(chunks))):
+                out.append((topic, offset, encode_batch(chunks[offset])))
+            cursor[topic] = min(cursor[topic] + burst, len(chunks))
     return out
 
 
 def _new_runner(table: DurableTable, metrics: Metrics) -> PartitionRunner:
     engine = PartitionEngine(Rule.from_settings(SETTINGS), table, write_store=False, auto_watermark=False)
-    runner = PartitionRunner.recover(0, 1, engine, table, "g", metrics)
+    dedup = [(k, v) for k, v in table.durable.items() if v is not None and k.startswith(DEDUP_PREFIX)]
+    runner = PartitionRunner.recover(0, 1, engine, table, "g", metrics, dedup_records=dedup)
     for topic, count in HIGHWATERS.items():
         runner.note_highwater(topic, count)  # a backlog: every topic is behind until read to the end
-    if runner.meta.watermark_ms is not None:
-        engine.advance_watermark(runner.meta.watermark_ms)
     engine.restore()
     return runner
 
@@ -235,15 +256,17 @@ def _assert_scores_match(
 
 
 HIGHWATERS: dict[str, int] = {}
+_SCENARIO = scenario(11, actors=25, days=4)
+_EVENTS = [*_SCENARIO, *sentinels(1, max(e.occurred_at_ms for e in _SCENARIO) + 3 * DAY)]
 
 
 @pytest.fixture(scope="module")
 def messages() -> list[tuple[str, int, bytes]]:
-    events = scenario(11, actors=25, days=4)
-    far = max(e.occurred_at_ms for e in events) + 3 * DAY
+    events = _EVENTS[:-1]
+    far = _EVENTS[-1].occurred_at_ms
     # Each message of 7 arrivals is split by topic, so topics drift apart in event time as they
     # would while a worker catches up: nothing may be judged late for that.
-    out = _messages(events + sentinels(1, far), per_message=7)
+    out = _messages([*events, *sentinels(1, far)], per_message=7, burst=6)
     for topic, offset, _ in out:
         HIGHWATERS[topic] = max(HIGHWATERS.get(topic, 0), offset + 1)
     return out
@@ -262,6 +285,16 @@ def test_reference_run_is_rich_enough(reference: tuple[MemorySink, list[bytes]])
     assert kinds["engaged"] >= 10 and kinds["lapsed"] >= 10
     assert len(flags) == len({orjson.loads(f)["transition_id"] for f in flags})
     assert _totals(sink)["substantive"] > 0
+
+
+def test_reference_run_equals_the_core_on_events_in_order(reference: tuple[MemorySink, list[bytes]]) -> None:
+    """Topics drifting apart in event time must not change a single transition."""
+    events = sorted(_EVENTS, key=lambda e: e.occurred_at_ms)
+    engine = PartitionEngine(Rule.from_settings(SETTINGS))
+    for event in events:
+        engine.process(event)
+    in_order = {t.transition_id for t in engine.drain().transitions}
+    assert {orjson.loads(f)["transition_id"] for f in reference[1]} == in_order
 
 
 @pytest.mark.parametrize("crash_at", ["intent", "sink", "flags", "state", "state-partial", "ack"])

@@ -1,0 +1,3 @@
+from tests.integration.prom import prometheus
+
+__all__ = ["prometheus"]

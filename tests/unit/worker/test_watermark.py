@@ -1,0 +1,59 @@
+"""The stream partition's watermark over its four topics (see PartitionRunner.effective_watermark)."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from streams.engagement import PartitionEngine, Rule
+from streams.metrics import Metrics
+from streams.worker.meta import PartitionMeta
+from streams.worker.runner import PartitionRunner
+
+
+def _runner(
+    position: dict[str, int], highwater: dict[str, int | None], wm: dict[str, int]
+) -> PartitionRunner:
+    runner = PartitionRunner(
+        0,
+        1,
+        PartitionEngine(Rule(), auto_watermark=False),
+        PartitionMeta(),
+        "g",
+        Metrics.create(CollectorRegistry()),
+    )
+    runner.position, runner.topic_watermark = dict(position), dict(wm)
+    for topic, value in highwater.items():
+        runner.note_highwater(topic, value)
+    return runner
+
+
+@pytest.mark.parametrize(
+    ("position", "highwater", "wm", "expected"),
+    [
+        # every topic read to its high-water mark: live, the newest event time counts
+        ({"like": 9, "comment": 4}, {"like": 10, "comment": 5}, {"like": 500, "comment": 300}, 500),
+        # likes behind: the comments racing ahead in event time must not make likes late
+        ({"like": 3, "comment": 4}, {"like": 10, "comment": 5}, {"like": 200, "comment": 900}, 200),
+        # two topics behind: the slower one decides
+        ({"like": 3, "comment": 1}, {"like": 10, "comment": 5}, {"like": 200, "comment": 150}, 150),
+        # a topic not fetched yet (high-water unknown) holds everything back
+        ({"like": 9}, {"like": 10, "comment": None}, {"like": 900}, None),
+        # a topic with data that we have not read at all holds everything back
+        ({"like": 9}, {"like": 10, "comment": 3}, {"like": 900}, None),
+        # an empty topic (high-water 0) holds nothing back
+        ({"like": 9}, {"like": 10, "share": 0}, {"like": 900}, 900),
+        # nothing seen yet
+        ({}, {}, {}, None),
+    ],
+)
+def test_effective_watermark(
+    position: dict[str, int], highwater: dict[str, int | None], wm: dict[str, int], expected: int | None
+) -> None:
+    assert _runner(position, highwater, wm).effective_watermark() == expected
+
+
+def test_a_known_high_water_is_not_forgotten_by_a_later_unknown() -> None:
+    runner = _runner({"like": 3}, {"like": 10}, {"like": 100})
+    runner.note_highwater("like", None)
+    assert runner.highwater["like"] == 10

@@ -54,9 +54,10 @@ class PipelineNumbers:
 
     accepted: int = 0  # events ingest published to Kafka
     ingest_dead_lettered: int = 0  # events ingest dead-lettered (unmappable, invalid)
-    processed: int = 0  # events the worker consumed
-    deduplicated: int = 0  # redeliveries the worker dropped
-    rejected: int = 0  # events the worker dead-lettered (late, invalid)
+    processed: int = 0  # valid events the worker read (duplicates and late ones included)
+    deduplicated: int = 0  # of those, redeliveries the worker dropped
+    rejected: int = 0  # events the worker dead-lettered: late ones, and invalid ones it could not read
+    invalid: int = 0  # of those, the invalid ones (not in ``processed``)
     lag: int = 0  # messages behind the high-water mark, summed over partitions
     engaged: int = 0  # transitions to engaged so far
     lapsed: int = 0  # transitions to lapsed so far
@@ -70,8 +71,8 @@ class PipelineNumbers:
 
     @property
     def handled(self) -> int:
-        """Events the worker is done with: processed, dropped as duplicates or dead-lettered."""
-        return self.processed + self.deduplicated + self.rejected
+        """Events the worker is done with: read (valid) or dead-lettered as invalid."""
+        return self.processed + self.invalid
 
 
 def pipeline_numbers(worker: Samples | None, ingest: Samples | None) -> PipelineNumbers:
@@ -84,12 +85,14 @@ def pipeline_numbers(worker: Samples | None, ingest: Samples | None) -> Pipeline
             dlq[reason] = dlq.get(reason, 0) + int(value)
     marks = [v for (name, _), v in w.items() if name == "engage_watermark_seconds" and v > 0]
     transitions = by_label(w, "engage_transitions_total", "kind")
+    rejected = by_label(w, "engage_events_rejected_total", "reason")
     return PipelineNumbers(
         accepted=int(total(i, "engage_webhook_events_total", outcome="accepted")),
         ingest_dead_lettered=int(total(i, "engage_webhook_events_total", outcome="dlq")),
         processed=int(total(w, "engage_events_consumed_total")),
         deduplicated=int(total(w, "engage_events_deduplicated_total")),
-        rejected=int(total(w, "engage_events_rejected_total")),
+        rejected=int(sum(rejected.values())),
+        invalid=int(sum(v for reason, v in rejected.items() if reason != "late")),
         lag=int(total(w, "engage_consumer_lag_messages")),
         engaged=int(transitions.get("engaged", 0)),
         lapsed=int(transitions.get("lapsed", 0)),

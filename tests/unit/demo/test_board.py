@@ -18,10 +18,11 @@ def exposition(fill: object) -> str:
 
 def test_pipeline_numbers_from_the_declared_metrics() -> None:
     def worker(m: Metrics) -> None:
-        m.events_consumed.labels("like").inc(70)
+        m.events_consumed.labels("like").inc(70)  # every valid event read, duplicates and late included
         m.events_consumed.labels("comment").inc(30)
         m.events_deduplicated.inc(2)
         m.events_rejected.labels("late").inc(3)
+        m.events_rejected.labels("schema").inc(5)
         m.dlq_messages.labels("late").inc(3)
         m.consumer_lag.labels("interactions.like", "0").set(5)
         m.consumer_lag.labels("interactions.like", "1").set(7)
@@ -34,14 +35,15 @@ def test_pipeline_numbers_from_the_declared_metrics() -> None:
         m.open_drop_alerts.set(1)
 
     def ingest(m: Metrics) -> None:
-        m.webhook_events.labels("generic", "accepted").inc(60)
+        m.webhook_events.labels("generic", "accepted").inc(60)  # (the 5 invalid ones came through Kafka)
         m.webhook_events.labels("meta", "accepted").inc(45)
         m.webhook_events.labels("meta", "dlq").inc(1)
         m.dlq_messages.labels("unmappable").inc(1)
 
     numbers = pipeline_numbers(parse_samples(exposition(worker)), parse_samples(exposition(ingest)))
     assert numbers.accepted == 105 and numbers.ingest_dead_lettered == 1
-    assert numbers.processed == 100 and numbers.deduplicated == 2 and numbers.rejected == 3
+    assert numbers.processed == 100 and numbers.deduplicated == 2
+    assert numbers.rejected == 8 and numbers.invalid == 5
     assert numbers.handled == 105
     assert numbers.lag == 12
     assert (numbers.engaged, numbers.lapsed, numbers.engaged_now) == (9, 4, 5)

@@ -211,11 +211,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             signal.signal(signal.SIGINT, previous)
         last_ms = outcome.send.event_time_ms if outcome is not None else None
         if last_ms is not None:
-            RunRecord(record.runs + 1, last_ms).save(settings.data_dir)
+            first = record.first_start_ms if record.first_start_ms is not None else start_ms
+            RunRecord(record.runs + 1, last_ms, first).save(settings.data_dir)
             if statuses.get("worker") == 0:
                 _record_baselines(settings, followers, last_ms)
     assert outcome is not None
-    _summary(outcome, statuses, settings, top, start_ms, log_file)
+    history_start = record.first_start_ms if record.first_start_ms is not None else start_ms
+    _summary(outcome, statuses, settings, top, history_start, log_file)
     print("cpu seconds: " + " ".join(f"{name}={seconds:.1f}" for name, seconds in cpu.items()), flush=True)
     failed = [name for name, status in statuses.items() if status not in (0, None)]
     return 1 if failed else 0
@@ -251,7 +253,7 @@ def _summary(
     statuses: dict[str, int | None],
     settings: Settings,
     top: str,
-    start_ms: int,
+    history_start_ms: int,
     log_file: Path,
 ) -> None:
     s, p = outcome.send, outcome.pipeline
@@ -266,5 +268,5 @@ def _summary(
     for name, status in statuses.items():
         if status not in (0, None):
             print(f"{name} exited with status {status}; see {log_file.parent / f'{name}.log'}", flush=True)
-    since = datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%Y-%m-%d")
+    since = datetime.fromtimestamp(history_start_ms / 1000, UTC).strftime("%Y-%m-%d")  # every run so far
     print(f"data kept in {settings.data_dir.resolve()}; next: engage report --account {top} --since {since}")

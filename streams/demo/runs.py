@@ -37,6 +37,7 @@ def next_start_ms(last_event_ms: int | None, now_ms: int) -> int:
 class RunRecord:
     runs: int = 0  # runs completed so far
     last_event_ms: int | None = None  # the newest event time sent by the previous run
+    first_start_ms: int | None = None  # where the first run's event clock started (the history's start)
 
     @classmethod
     def load(cls, data_dir: Path) -> RunRecord:
@@ -45,14 +46,26 @@ class RunRecord:
             document = orjson.loads(path.read_bytes())
         except (OSError, orjson.JSONDecodeError):
             return cls()
-        with contextlib.suppress(TypeError, ValueError, KeyError):
-            last = document.get("last_event_ms")
-            return cls(int(document["runs"]), None if last is None else int(last))
+        with contextlib.suppress(TypeError, ValueError, KeyError, AttributeError):
+            last, first = document.get("last_event_ms"), document.get("first_start_ms")
+            return cls(
+                int(document["runs"]),
+                None if last is None else int(last),
+                None if first is None else int(first),
+            )
         return cls()
 
     def save(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         path = data_dir / FILE_NAME
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps({"runs": self.runs, "last_event_ms": self.last_event_ms}))
+        tmp.write_bytes(
+            orjson.dumps(
+                {
+                    "runs": self.runs,
+                    "last_event_ms": self.last_event_ms,
+                    "first_start_ms": self.first_start_ms,
+                }
+            )
+        )
         tmp.replace(path)

@@ -35,8 +35,12 @@ def test_a_rerun_continues_after_the_previous_run() -> None:
 
 def test_run_record_round_trip_and_damage(tmp_path: Path) -> None:
     assert RunRecord.load(tmp_path) == RunRecord()
-    RunRecord(3, 1_700_000_000_000).save(tmp_path / "data")
-    assert RunRecord.load(tmp_path / "data") == RunRecord(3, 1_700_000_000_000)
+    RunRecord(3, 1_700_000_000_000, 1_699_000_000_000).save(tmp_path / "data")
+    assert RunRecord.load(tmp_path / "data") == RunRecord(3, 1_700_000_000_000, 1_699_000_000_000)
+    (tmp_path / "data" / "demo.json").write_text('{"runs": 1, "last_event_ms": 5}')  # an older record
+    assert RunRecord.load(tmp_path / "data") == RunRecord(1, 5, None)
+    (tmp_path / "data" / "demo.json").write_text("[1, 2]")
+    assert RunRecord.load(tmp_path / "data") == RunRecord()
     (tmp_path / "data" / "demo.json").write_text("{not json")
     assert RunRecord.load(tmp_path / "data") == RunRecord()
 

@@ -175,6 +175,7 @@ class Board:
         self.counts = {"engaged": 0, "lapsed": 0}  # distinct transitions read
         self.flags_read = 0
         self.alerts_read = 0
+        self.alerts_total = 0  # distinct alert records (opened and resolved)
 
     def add_flag(self, record: Mapping[str, Any]) -> None:
         """One ``engagement.flags`` record (``schemas/events/engagement_flag.v1.json``)."""
@@ -201,6 +202,7 @@ class Board:
         if alert_id and alert_id in self._seen_alerts:
             return
         self._seen_alerts.add(alert_id)
+        self.alerts_total += 1
         line = AlertLine(
             int(record["at"]),
             str(record["kind"]),

@@ -61,6 +61,7 @@ class View:
     open_alerts: Sequence[AlertLine]
     status: str = "running"
     notes: Sequence[str] = field(default_factory=tuple)
+    alerts_total: int = 0  # alert records so far (opened and resolved)
 
 
 def duration_text(ms: int) -> str:
@@ -101,7 +102,8 @@ def plain_line(info: DemoInfo, view: View) -> str:
         f"retries={s.retries} failed={s.events_failed} behind_s={s.behind_s:.1f} "
         f"accepted={p.accepted} processed={p.handled} processed_per_s={view.rates.get('processed', 0):.0f} "
         f"lag={p.lag} dlq={dlq_text(p.dlq)} transitions_engaged={p.engaged} transitions_lapsed={p.lapsed} "
-        f"engaged_now={p.engaged_now} alerts_open={len(view.open_alerts)} top={top}"
+        f"engaged_now={p.engaged_now} alerts={view.alerts_total} alerts_open={len(view.open_alerts)} "
+        f"top={top}"
     )
 
 
@@ -114,11 +116,15 @@ def _header(info: DemoInfo, view: View) -> Text:
         f"event time ×{info.time_scale:,.0f} ({duration_text(int(info.time_scale * 1000))} per second)"
     )
     text.append(f"\nwindow {duration_text(info.window_ms)} ({info.window_note}) · ")
-    text.append(f"allowed lateness {duration_text(info.lateness_ms)} · Kafka: {info.kafka}")
+    behind_s = info.lateness_ms / 1000 / info.time_scale
+    text.append(
+        f"allowed lateness {duration_text(info.lateness_ms)} (transitions and alerts are final "
+        f"~{behind_s:,.0f}s after their event time) · Kafka: {info.kafka}"
+    )
     text.append("\nevent time ")
     text.append(event_clock(s.event_time_ms, info.start_ms), style="bold cyan")
     text.append(f" ({iso_minute(s.event_time_ms)})  wall {view.elapsed_s:,.0f}s")
-    if info.duration_s is not None:
+    if info.duration_s is not None and view.status == "running":
         text.append(f" of {info.duration_s:,.0f}s")
     if info.drop_account and info.drop_start_ms is not None and info.drop_end_ms is not None:
         now = s.event_time_ms or info.start_ms

@@ -230,6 +230,7 @@ class Session:
             open_alerts=list(board.open_alerts.values()),
             status=self._status,
             notes=self._notes(),
+            alerts_total=board.alerts_total,
         )
 
     def _outcome(self, *, drained: bool) -> Outcome:

@@ -117,3 +117,4 @@ def test_board_alerts_open_and_resolve_once() -> None:
     assert list(board.open_alerts) == [("acme", "drop")] and len(board.alerts) == 1
     board.add_alert({**opened, "alert_id": "2" * 32, "state": "resolved", "at": 200})
     assert board.open_alerts == {} and [a.state for a in board.alerts] == ["opened", "resolved"]
+    assert board.alerts_total == 2 and board.alerts_read == 3

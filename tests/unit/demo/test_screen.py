@@ -62,6 +62,7 @@ def view(**changes: object) -> View:
         transitions=[TransitionLine(START + 60 * HOUR, "engaged", "brand-000", "u0000000042", 3)],
         alerts=[AlertLine(START + 181 * HOUR, "drop", "opened", "brand-000", 9.0, 70.5)],
         open_alerts=[AlertLine(START + 181 * HOUR, "drop", "opened", "brand-000", 9.0, 70.5)],
+        alerts_total=3,
     )
     return View(**{**base.__dict__, **changes})  # type: ignore[arg-type]
 
@@ -73,7 +74,7 @@ def test_plain_line_carries_the_numbers() -> None:
     assert fields["accepted"] == "11900" and fields["processed"] == "11500"
     assert fields["lag"] == "42" and fields["dlq"] == "late:3" and fields["http"] == "2xx:638,4xx:0,5xx:2"
     assert fields["transitions_engaged"] == "300" and fields["transitions_lapsed"] == "20"
-    assert fields["engaged_now"] == "280" and fields["alerts_open"] == "1"
+    assert fields["engaged_now"] == "280" and fields["alerts_open"] == "1" and fields["alerts"] == "3"
     assert fields["event_time"] == "2026-01-07T14:05Z" and "(day_3_14:05)" in line
     assert "brand-000:150/100000" in line
 

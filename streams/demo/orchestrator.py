@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from streams import runtime
 from streams.embedded.broker import EmbeddedBroker, free_port
@@ -158,7 +157,7 @@ class Endpoints:
 
 
 class Orchestrator:
-    """Start broker → topics → worker → ingest; stop in the reverse order. A context manager.
+    """Start broker → topics → worker → ingest (:meth:`start`); stop in the reverse order (:meth:`stop`).
 
     ``overrides`` are extra environment variables for both children (e.g. the demo's shorter
     ``ENGAGE_WINDOW`` and the per-run webhook secrets); ``base_env`` is the environment they inherit.
@@ -188,13 +187,6 @@ class Orchestrator:
     @property
     def children(self) -> list[Child]:
         return [c for c in (self.worker, self.ingest) if c is not None]
-
-    def pids(self) -> list[int]:
-        """Every process the demo started (the broker included) that is still known."""
-        pids = [c.pid for c in self.children if c.pid is not None]
-        if self.broker is not None and self.broker.pid is not None:
-            pids.append(self.broker.pid)
-        return pids
 
     def cpu_usage(self) -> dict[str, float]:
         """CPU seconds used so far by each process the demo started."""
@@ -280,16 +272,3 @@ class Orchestrator:
         if self.broker is not None:
             self.broker.stop()
         return statuses
-
-    def __enter__(self) -> Orchestrator:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

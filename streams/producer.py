@@ -86,7 +86,8 @@ class KafkaEventPublisher:
                         topic, value=encode_batch(chunk), key=chunk[0].partition_key, partition=partition
                     )
                 )
-        self._producer.flush(self._timeout_s)
+        # A large send (a replay, the benchmark) needs longer than one request: allow 10k events/s.
+        self._producer.flush(max(self._timeout_s, len(events) / 10_000))
         try:
             for future in futures:
                 future.get(timeout=self._timeout_s)

@@ -108,10 +108,13 @@ def _naive_faust(bootstrap: str, events: int) -> dict[str, float]:
             text=True,
             timeout=600,
         )
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("{")), None)
-    if line is None:
+    # Faust routes the worker's stdout into its log, so the result line may be on either stream.
+    found = [
+        ln[ln.index('{"events"') :] for ln in (proc.stdout + proc.stderr).splitlines() if '{"events"' in ln
+    ]
+    if not found:
         raise RuntimeError(f"naive Faust baseline failed: {proc.stderr[-2000:]}")
-    result = orjson.loads(line)
+    result = orjson.loads(found[0].strip())
     return {
         "events": result["events"],
         "seconds": result["seconds"],

@@ -68,6 +68,21 @@ class AccountMinute:
     lapsed: int = 0
 
 
+#: The counters of :class:`AccountMinute`, in column order (ClickHouse tables, views, reports).
+ACCOUNT_COUNTERS: Final[tuple[str, ...]] = (
+    "likes",
+    "comments",
+    "shares",
+    "follows",
+    "unfollows",
+    "substantive",
+    "active",
+    "passive",
+    "engaged_new",
+    "lapsed",
+)
+
+
 @dataclass(slots=True)
 class PostMinute:
     """Partial activity on one post in one UTC minute of event time."""

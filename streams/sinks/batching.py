@@ -14,13 +14,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import fields
 
-from streams.engagement.model import AccountMinute, Alert, FollowerScore, Outputs, PostMinute, Transition
+from streams.engagement.model import (
+    ACCOUNT_COUNTERS,
+    AccountMinute,
+    Alert,
+    FollowerScore,
+    Outputs,
+    PostMinute,
+    Transition,
+)
 from streams.settings import Settings
 from streams.sinks.base import SinkBatch
 
 _ACCOUNT_KEY = ("account_id", "platform", "minute_ms")
 _POST_KEY = ("account_id", "platform", "post_id", "minute_ms")
-_ACCOUNT_COUNTERS = tuple(f.name for f in fields(AccountMinute) if f.name not in _ACCOUNT_KEY)
 _POST_COUNTERS = tuple(f.name for f in fields(PostMinute) if f.name not in _POST_KEY)
 
 
@@ -57,7 +64,7 @@ class BatchAccumulator:
             if into is None:
                 self._accounts[akey] = AccountMinute(m.account_id, m.platform, m.minute_ms)
                 into = self._accounts[akey]
-            for name in _ACCOUNT_COUNTERS:
+            for name in ACCOUNT_COUNTERS:
                 setattr(into, name, getattr(into, name) + getattr(m, name))
         for p in outputs.post_minutes:
             pkey = (p.account_id, p.platform, p.post_id, p.minute_ms)

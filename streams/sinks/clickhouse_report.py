@@ -8,20 +8,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from streams.engagement.model import ACCOUNT_COUNTERS
 from streams.sinks.clickhouse_migrations import quote_ident
 
-ACTIVITY_COLUMNS: tuple[str, ...] = (
-    "likes",
-    "comments",
-    "shares",
-    "follows",
-    "unfollows",
-    "substantive",
-    "active",
-    "passive",
-    "engaged_new",
-    "lapsed",
-)
+ACTIVITY_COLUMNS = ACCOUNT_COUNTERS
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streams.engagement.model import ENGAGED
+from streams.engagement.model import ACCOUNT_COUNTERS, ENGAGED
 from streams.sinks.base import SinkBatch
 
 ACCOUNT_ACTIVITY = "account_activity_1m"
@@ -22,18 +22,6 @@ ENGAGED_FOLLOWERS = "engaged_followers"
 FOLLOWER_SCORES = "follower_scores"
 ALERTS = "engagement_alerts"
 
-_ACCOUNT_COUNTERS = (
-    "likes",
-    "comments",
-    "shares",
-    "follows",
-    "unfollows",
-    "substantive",
-    "active",
-    "passive",
-    "engaged_new",
-    "lapsed",
-)
 _POST_COUNTERS = ("likes", "comments", "substantive_comments", "shares")
 
 
@@ -55,10 +43,10 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
 
 def _account_activity(batch: SinkBatch, _: int) -> list[list[Any]]:
     rows = [
-        (m.account_id, m.platform, m.minute_ms // 1000, *(getattr(m, c) for c in _ACCOUNT_COUNTERS))
+        (m.account_id, m.platform, m.minute_ms // 1000, *(getattr(m, c) for c in ACCOUNT_COUNTERS))
         for m in batch.account_minutes
     ]
-    return _columns(rows, 3 + len(_ACCOUNT_COUNTERS))
+    return _columns(rows, 3 + len(ACCOUNT_COUNTERS))
 
 
 def _post_activity(batch: SinkBatch, _: int) -> list[list[Any]]:
@@ -127,7 +115,7 @@ TABLES: tuple[TableSpec, ...] = (
         ("account_id", "actor_id", "platform", "score", "as_of", "half_life_ms", "interactions"),
         _scores,
     ),
-    TableSpec(ACCOUNT_ACTIVITY, ("account_id", "platform", "minute", *_ACCOUNT_COUNTERS), _account_activity),
+    TableSpec(ACCOUNT_ACTIVITY, ("account_id", "platform", "minute", *ACCOUNT_COUNTERS), _account_activity),
     TableSpec(
         POST_ACTIVITY, ("account_id", "platform", "post_id", "minute", *_POST_COUNTERS), _post_activity
     ),

@@ -24,10 +24,12 @@ from faust.types import TP
 
 from streams.engagement import PartitionEngine, Rule
 from streams.metrics import Metrics
+from streams.partitioning import partition_for
 from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import Sink
 from streams.worker import highwater
+from streams.worker.bulk import ChangelogBuffer, Record, send_records
 from streams.worker.dedup_log import DEDUP_PREFIX
 from streams.worker.runner import PartitionRunner
 from streams.worker.state import PartitionView
@@ -38,40 +40,42 @@ TABLE_NAME = "engagement-state"
 
 
 class FaustOutputs:
-    """:class:`~streams.worker.runner.OutputPort` over the Faust producer."""
+    """:class:`~streams.worker.runner.OutputPort` over Faust's aiokafka producer, in record batches.
+
+    Flags are keyed (and partitioned) by account, per-account partials by account, dead letters stay on
+    their source partition, heartbeats go to every partition.
+    """
 
     def __init__(
-        self, app: faust.App, flags_topic: str, dlq_topic: str, hours_topic: str, partitions: int
+        self, app: faust.App, settings: Settings, changelog_topic: str, changelog: ChangelogBuffer
     ) -> None:
         self._app = app
-        self._flags = flags_topic
-        self._dlq = dlq_topic
-        self._hours = hours_topic
-        self._partitions = partitions
+        self._topics = settings.topics
+        self._partitions = settings.topic_partitions
+        self._changelog_topic = changelog_topic
+        self._changelog = changelog
 
-    async def _send_all(self, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
-        producer = self._app.producer
-        futures = [await producer.send(topic, key, value, None, None, None) for key, value in records]
-        await asyncio.gather(*futures)
+    def _producer(self) -> Any:
+        # The aiokafka producer under Faust's (no public accessor): batches need its create_batch().
+        return self._app.producer._ensure_producer()  # type: ignore[attr-defined]
+
+    def _keyed(self, records: list[tuple[bytes, bytes]]) -> list[Record]:
+        return [(partition_for(key, self._partitions), key, value) for key, value in records]
 
     async def send_flags(self, records: list[tuple[bytes, bytes]]) -> None:
-        await self._send_all(self._flags, list(records))
+        await send_records(self._producer(), self._topics.flags, self._keyed(records))
 
-    async def send_dlq(self, records: list[bytes]) -> None:
-        await self._send_all(self._dlq, [(None, record) for record in records])
+    async def send_dlq(self, records: list[bytes], partition: int = 0) -> None:
+        await send_records(self._producer(), self._topics.dlq, [(partition, None, r) for r in records])
 
     async def send_account_hours(self, records: list[tuple[bytes, bytes]], heartbeat: bytes | None) -> None:
-        producer = self._app.producer
-        futures = [await producer.send(self._hours, key, value, None, None, None) for key, value in records]
+        out = self._keyed(records)
         if heartbeat is not None:
-            futures += [
-                await producer.send(self._hours, None, heartbeat, p, None, None)
-                for p in range(self._partitions)
-            ]
-        await asyncio.gather(*futures)
+            out += [(p, None, heartbeat) for p in range(self._partitions)]
+        await send_records(self._producer(), self._topics.account_hours, out)
 
     async def sync_state(self) -> None:
-        await self._app.producer.flush()
+        await send_records(self._producer(), self._changelog_topic, self._changelog.take())
 
 
 @dataclass
@@ -83,6 +87,7 @@ class WorkerRuntime:
     sink: Sink
     table: Any = None
     outputs: Any = None
+    changelog: ChangelogBuffer = field(default_factory=ChangelogBuffer)
     runners: dict[int, PartitionRunner] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_flush: float = field(default_factory=time.monotonic)
@@ -94,12 +99,12 @@ class WorkerRuntime:
         self.rule = Rule.from_settings(self.settings)
 
     def view(self, partition: int) -> MutableMapping[str, bytes]:
-        return PartitionView(self.table, partition, self.settings.topic_partitions)
+        return PartitionView(self.table.data, partition, self.settings.topic_partitions, self.changelog)
 
     def runner_for(self, partition: int) -> PartitionRunner:
         runner = self.runners.get(partition)
         if runner is None:
-            view = PartitionView(self.table, partition, self.settings.topic_partitions)
+            view = PartitionView(self.table.data, partition, self.settings.topic_partitions, self.changelog)
             engine = PartitionEngine(self.rule, view, write_store=False, auto_watermark=False)
             runner = PartitionRunner.recover(
                 partition,
@@ -169,6 +174,9 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
         broker_commit_interval=settings.commit_interval_ms / 1000,
         # Bound what sits in memory while the sink is paused: ~200 envelopes per partition.
         stream_buffer_maxsize=200,
+        # Changelog and outputs go out as record batches (streams.worker.bulk): let them be large.
+        producer_max_batch_size=512 * 1024,
+        producer_max_request_size=4 * 1024 * 1024,
         **overrides,
     )
     highwater.install(app.consumer, bootstrap)
@@ -177,9 +185,7 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
         TABLE_NAME, partitions=partitions, use_partitioner=True, key_type=bytes, value_type=bytes
     )
     runtime.table = table
-    runtime.outputs = FaustOutputs(
-        app, settings.topics.flags, settings.topics.dlq, settings.topics.account_hours, partitions
-    )
+    runtime.outputs = FaustOutputs(app, settings, table.changelog_topic.get_topic_name(), runtime.changelog)
     interval = settings.commit_interval_ms / 1000
 
     @app.agent(source, name="engagement", concurrency=1)

@@ -35,7 +35,7 @@ class OutputPort(Protocol):
 
     async def send_flags(self, records: list[tuple[bytes, bytes]]) -> None: ...
 
-    async def send_dlq(self, records: list[bytes]) -> None: ...
+    async def send_dlq(self, records: list[bytes], partition: int = 0) -> None: ...
 
     async def send_account_hours(self, records: list[tuple[bytes, bytes]], heartbeat: bytes | None) -> None:
         """Per-account partials keyed by account; the heartbeat goes to every partition."""
@@ -177,10 +177,11 @@ class PartitionRunner:
 
     def describe(self) -> str:
         """One line of where this partition stands (logged at recovery and at shutdown)."""
+        engine = self.engine
         return (
-            f"partition {self.partition}: watermark {self.engine.watermark_ms}, final {self.engine.final_ms}, "
-            f"flush {self.engine.flush_seq}, per topic {self.topic_watermark}, positions {self.position}, "
-            f"high-waters {self.highwater}, pairs {self.engine.tracked_pairs}, replaying {self.replay_target}"
+            f"partition {self.partition}: watermark {engine.watermark_ms}, final {engine.final_ms}, "
+            f"flush {engine.flush_seq}, per topic {self.topic_watermark}, positions {self.position}, "
+            f"high-waters {self.highwater}, pairs {engine.tracked_pairs}, replaying {self.replay_target}"
         )
 
     @property
@@ -259,7 +260,7 @@ class PartitionRunner:
             )
             self.late_in_interval = 0
         if self.dlq:
-            await out.send_dlq(self.dlq)
+            await out.send_dlq(self.dlq, self.partition)
             for record in self.dlq:
                 self.metrics.dlq_messages.labels(_reason_of(record)).inc()
             self.dlq = []

@@ -3,7 +3,9 @@
 The Faust table holds every actor of every partition this worker owns, keyed by ``actor_id`` bytes
 (the changelog partition of a key is its murmur2 partition, the same as its events' partition).
 :class:`PartitionView` gives the engagement core a ``MutableMapping[str, bytes]`` of just its
-partition's actors, so the core never knows about Faust or bytes keys.
+partition's actors, so the core never knows about Faust or bytes keys. Writes go to the table's local
+store and, when a :class:`~streams.worker.bulk.ChangelogBuffer` is given, into it, to be sent to the
+changelog in record batches at the flush (see :mod:`streams.worker.bulk`).
 """
 
 from __future__ import annotations
@@ -11,14 +13,22 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 
 from streams.partitioning import partition_for
+from streams.worker.bulk import ChangelogBuffer
 from streams.worker.meta import META_PREFIX
 
 
 class PartitionView(MutableMapping[str, bytes]):
-    def __init__(self, table: MutableMapping[bytes, bytes], partition: int, partitions: int) -> None:
+    def __init__(
+        self,
+        table: MutableMapping[bytes, bytes],
+        partition: int,
+        partitions: int,
+        changelog: ChangelogBuffer | None = None,
+    ) -> None:
         self._table = table
         self._partition = partition
         self._partitions = partitions
+        self._changelog = changelog
 
     def __getitem__(self, key: str) -> bytes:
         return self._table[key.encode()]
@@ -28,16 +38,22 @@ class PartitionView(MutableMapping[str, bytes]):
         return default if value is None else value
 
     def __setitem__(self, key: str, value: bytes) -> None:
-        self._table[key.encode()] = value
+        encoded = key.encode()
+        self._table[encoded] = value
+        if self._changelog is not None:
+            self._changelog.add(self._partition, encoded, value)
 
     def __delitem__(self, key: str) -> None:
-        del self._table[key.encode()]
+        encoded = key.encode()
+        del self._table[encoded]
+        if self._changelog is not None:
+            self._changelog.add(self._partition, encoded, None)
 
     def pop(self, key: str, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
         encoded = key.encode()
         if encoded in self._table:
             value = self._table[encoded]
-            del self._table[encoded]
+            del self[key]
             return value
         return default
 

@@ -107,7 +107,7 @@ class Outputs:
         if self.crash_at == "flags":
             raise Crash
 
-    async def send_dlq(self, records: list[bytes]) -> None:
+    async def send_dlq(self, records: list[bytes], partition: int = 0) -> None:
         self.dlq.extend(records)
 
     async def send_account_hours(self, records: list[tuple[bytes, bytes]], heartbeat: bytes | None) -> None:

@@ -16,7 +16,7 @@ from streams.settings import Settings
 
 # Sub-command modules, in the order `engage --help` lists them. Each has `register(subparsers)`
 # which adds its parser and sets `func(args, settings) -> int`.
-COMMANDS = ("broker", "send", "ingest", "worker", "generate", "replay", "db", "report")
+COMMANDS = ("broker", "send", "ingest", "worker", "generate", "replay", "db", "report", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -305,6 +305,17 @@ class TrafficGenerator:
             return "heavy"
         return "occasional" if follower < self.heavy + self.occasional else "lurker"
 
+    def followers_per_account(self) -> dict[str, int]:
+        """Followers of each account: the audience members who have it among their favourites (the
+        ones who give it most of their attention). The demo's engagement-ratio denominator."""
+        n_fav = self.config.audience.favourites
+        favourites = self._favourites
+        counts = [0] * len(self.accounts)
+        for start in range(0, len(favourites), n_fav):
+            for account in set(favourites[start : start + n_fav]):
+                counts[account] += 1
+        return {account.account_id: counts[account.rank] for account in self.accounts}
+
     def actor_ids(self, platform: str) -> list[str]:
         """Every follower's actor id on ``platform``, indexed by follower number."""
         return [actor_id(platform, f) for f in range(self.config.audience.followers)]

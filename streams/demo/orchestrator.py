@@ -224,11 +224,6 @@ class Orchestrator:
                 {
                     **common,
                     "ENGAGE_WORKER_METRICS_PORT": str(metrics_port),
-                    # Faust's own setting (read from the environment): on SIGTERM do not wait for
-                    # messages the engagement agent holds unacknowledged (they are acknowledged only
-                    # after a flush, so the wait never ends and the worker would be killed unflushed);
-                    # its shutdown hook flushes them instead.
-                    "STREAM_WAIT_EMPTY": "false",
                 },
             ),
             self.log_dir / "worker.log",

@@ -178,6 +178,10 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
         broker_commit_interval=settings.commit_interval_ms / 1000,
         # Bound what sits in memory while the sink is paused: ~200 envelopes per partition.
         stream_buffer_maxsize=200,
+        # On shutdown Faust would wait for every delivered message to be acknowledged; ours are
+        # acknowledged only by a flush, so it would wait forever and be killed unflushed. The
+        # shutdown hook below flushes instead, and anything unflushed is replayed exactly.
+        stream_wait_empty=False,
         # Changelog and outputs go out as record batches (streams.worker.bulk): let them be large.
         producer_max_batch_size=512 * 1024,
         producer_max_request_size=4 * 1024 * 1024,

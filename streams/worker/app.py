@@ -137,6 +137,13 @@ class WorkerRuntime:
                     runner.note_highwater(topic, highwater(TP(topic, message.partition)))
             runner.feed(message.topic, message.offset, event.value, event)
 
+    def refresh_watermarks(self, highwater: Callable[[TP], int | None]) -> None:
+        """Fresh high-waters for every owned partition, and watermarks re-derived from them."""
+        for partition, runner in self.runners.items():
+            for topic in self.settings.topics.interactions:
+                runner.note_highwater(topic, highwater(TP(topic, partition)))
+            runner.refresh_watermark()
+
     async def maybe_flush(self, *, force: bool = False) -> None:
         due = force or time.monotonic() - self.last_flush >= self.settings.commit_interval_ms / 1000
         for runner in list(self.runners.values()):
@@ -207,6 +214,7 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
     @app.timer(interval)  # type: ignore[untyped-decorator]
     async def tick() -> None:
         async with runtime.lock:
+            runtime.refresh_watermarks(app.consumer.highwater)
             await runtime.maybe_flush(force=True)
             _update_lag(app, runtime.metrics)
 

@@ -64,6 +64,7 @@ class PartitionRunner:
     replay_target: dict[str, int] | None = None
     dedup_log: DedupLog = field(default_factory=DedupLog)
     late_in_interval: int = 0
+    watermark_moved: bool = False
 
     @classmethod
     def recover(
@@ -123,6 +124,20 @@ class PartitionRunner:
         if behind:
             return None if None in behind else min(w for w in behind if w is not None)
         return max(self.topic_watermark.values()) if self.topic_watermark else None
+
+    def refresh_watermark(self) -> bool:
+        """Re-derive the watermark from the current high-waters (called on every commit tick).
+
+        It is otherwise computed only when a message arrives, so a partition whose last message came
+        while another topic still looked behind would keep a stale watermark until more traffic
+        arrived. Returns True if it moved (the partition then has transitions to flush)."""
+        effective = self.effective_watermark()
+        before = self.engine.watermark_ms
+        if effective is not None and (before is None or effective > before):
+            self.engine.advance_watermark(effective)
+            self.watermark_moved = True
+            return True
+        return False
 
     def feed(self, topic: str, offset: int, value: bytes, handle: Any) -> None:
         target = self.replay_target
@@ -195,7 +210,9 @@ class PartitionRunner:
 
     @property
     def may_flush(self) -> bool:
-        return self.has_work and (self.replay_target is None or self.replay_ready)
+        if self.replay_target is not None:
+            return self.has_work and self.replay_ready
+        return self.has_work or self.watermark_moved
 
     # --- flushing ---------------------------------------------------------------------------------
 
@@ -285,6 +302,7 @@ class PartitionRunner:
         await out.sync_state()
         # 4. hand back what may be acknowledged now
         handles, self.handles = self.handles, []
+        self.watermark_moved = False
         if self.replay_target is not None:
             self.replay_target = None
             held, self.holdback = self.holdback, []

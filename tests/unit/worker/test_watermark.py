@@ -57,3 +57,17 @@ def test_a_known_high_water_is_not_forgotten_by_a_later_unknown() -> None:
     runner = _runner({"like": 3}, {"like": 10}, {"like": 100})
     runner.note_highwater("like", None)
     assert runner.highwater["like"] == 10
+
+
+def test_a_stale_watermark_is_re_derived_on_the_tick_and_makes_the_partition_flushable() -> None:
+    # The sentinel-like message arrived while comments still looked behind; then the comments were
+    # read, but no further message arrived for this partition to recompute the watermark.
+    runner = _runner({"like": 4, "comment": 5}, {"like": 5, "comment": 7}, {"like": 9_000, "comment": 300})
+    runner.engine.advance_watermark(runner.effective_watermark() or 0)
+    assert runner.engine.watermark_ms == 300
+    runner.position["comment"] = 6  # read up to the high-water since
+    assert not runner.may_flush
+    assert runner.refresh_watermark()
+    assert runner.engine.watermark_ms == 9_000
+    assert runner.may_flush
+    assert not runner.refresh_watermark()  # nothing new: no movement

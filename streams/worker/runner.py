@@ -65,6 +65,9 @@ class PartitionRunner:
     dedup_log: DedupLog = field(default_factory=DedupLog)
     late_in_interval: int = 0
     watermark_moved: bool = False
+    idle_after_s: float = 5.0
+    clock: Callable[[], float] = time.monotonic
+    caught_up_since: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def recover(
@@ -109,20 +112,28 @@ class PartitionRunner:
             self.highwater[topic] = highwater
 
     def effective_watermark(self) -> int | None:
-        """Min event time over the topics still behind their high-water mark; max when all caught up.
+        """Min event time over the topics that hold event time back; max when none does.
 
         A stream partition is four topic-partitions consumed independently. While catching up, a
         topic of small events (likes) moves through event time more slowly than one of large events,
-        so a single max-based watermark would declare the slower topic's events late. A topic read
-        up to its high-water mark holds nothing back: whatever it delivers next is new.
+        so a single max-based watermark would declare the slower topic's events late. A topic holds
+        the watermark back while it is behind its fetch high-water mark, while that is unknown, and
+        until it has stayed caught up for ``idle_after_s`` of wall time: a high-water mark is a
+        snapshot, so "caught up" flickers while producers are still writing. Wall time decides only
+        when an idle topic stops holding event time back, never what is in a window.
         """
-        behind: list[int | None] = [
-            self.topic_watermark.get(topic)
-            for topic, highwater in self.highwater.items()
-            if highwater is None or self.position.get(topic, -1) + 1 < highwater
-        ]
-        if behind:
-            return None if None in behind else min(w for w in behind if w is not None)
+        now = self.clock()
+        holding: list[int | None] = []
+        for topic, highwater in self.highwater.items():
+            behind = highwater is None or self.position.get(topic, -1) + 1 < highwater
+            if behind:
+                self.caught_up_since.pop(topic, None)
+                holding.append(self.topic_watermark.get(topic))
+            elif now - self.caught_up_since.setdefault(topic, now) < self.idle_after_s:
+                holding.append(self.topic_watermark.get(topic))
+        if holding:
+            known = [w for w in holding if w is not None]
+            return None if len(known) < len(holding) or not known else min(known)
         return max(self.topic_watermark.values()) if self.topic_watermark else None
 
     def refresh_watermark(self) -> bool:

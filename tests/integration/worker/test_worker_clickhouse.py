@@ -103,13 +103,16 @@ def _setup(
     return cfg, settings, events, sentinels(cfg.partitions, max(e.occurred_at_ms for e in events) + 3 * DAY)
 
 
-def _finish(worker: WorkerProcess, settings: Settings, later: list[Interaction]) -> None:
+def _finish(worker: WorkerProcess, settings: Settings, later: list[Interaction], transitions: int) -> None:
+    """Let time pass (the sentinels), wait until every transition was flushed, stop (SIGTERM flushes)."""
     topics, partitions = settings.topics.interactions, settings.topic_partitions
     wait_for(lambda: caught_up([worker], topics, partitions), 180, what="the worker to catch up")
     _publish(settings, later)
-    time.sleep(1)
-    wait_for(lambda: caught_up([worker], topics, partitions), 120, what="the worker to read the sentinels")
-    time.sleep(2)  # one more commit interval: the flush that carries the sentinels' transitions
+    wait_for(
+        lambda: _metric(worker, "engage_transitions_total") >= transitions,
+        120,
+        what=f"{transitions} transitions to be flushed",
+    )
     assert worker.stop() == 0, worker.log()[-3000:]
 
 
@@ -134,7 +137,7 @@ def test_sigkill_then_restart_totals_in_clickhouse_are_exact(broker: EmbeddedBro
         first.kill()
     _publish(settings, events[3 * len(events) // 4 :])
     second = WorkerProcess(cfg, sink="clickhouse", log_name="second")
-    _finish(second, settings, later)
+    _finish(second, settings, later, expected["transitions"])
     assert _read_totals(cfg.data_dir / "clickhouse") == expected
 
 
@@ -162,7 +165,7 @@ def test_clickhouse_outage_pauses_then_totals_are_exact(broker: EmbeddedBroker, 
         holder.wait(30)
         wait_for(lambda: _metric(worker, "engage_sink_paused") == 0, 120, what="the worker to resume")
         assert consumed_while_paused <= len(events)
-        _finish(worker, settings, later)
+        _finish(worker, settings, later, expected["transitions"])
     finally:
         if holder.poll() is None:
             holder.kill()

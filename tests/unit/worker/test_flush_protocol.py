@@ -159,6 +159,7 @@ def _new_runner(table: DurableTable, metrics: Metrics) -> PartitionRunner:
     engine = PartitionEngine(Rule.from_settings(SETTINGS), table, write_store=False, auto_watermark=False)
     dedup = [(k, v) for k, v in table.durable.items() if v is not None and k.startswith(DEDUP_PREFIX)]
     runner = PartitionRunner.recover(0, 1, engine, table, "g", metrics, dedup_records=dedup)
+    runner.idle_after_s = 0.0  # no wall time in this test: a caught-up topic is idle at once
     for topic, count in HIGHWATERS.items():
         runner.note_highwater(topic, count)  # a backlog: every topic is behind until read to the end
     engine.restore()

@@ -22,6 +22,7 @@ def _runner(
         "g",
         Metrics.create(CollectorRegistry()),
     )
+    runner.idle_after_s = 0.0  # a caught-up topic stops holding back at once (the timeout is tested below)
     runner.position, runner.topic_watermark = dict(position), dict(wm)
     for topic, value in highwater.items():
         runner.note_highwater(topic, value)
@@ -71,3 +72,19 @@ def test_a_stale_watermark_is_re_derived_on_the_tick_and_makes_the_partition_flu
     assert runner.engine.watermark_ms == 9_000
     assert runner.may_flush
     assert not runner.refresh_watermark()  # nothing new: no movement
+
+
+def test_a_caught_up_topic_holds_event_time_back_until_idle_long_enough() -> None:
+    now = [100.0]
+    runner = _runner({"like": 9, "comment": 4}, {"like": 10, "comment": 5}, {"like": 9_000, "comment": 300})
+    runner.idle_after_s, runner.clock = 5.0, lambda: now[0]
+    assert runner.effective_watermark() == 300  # both just caught up: the slower one still holds back
+    now[0] = 103.0
+    assert runner.effective_watermark() == 300
+    runner.note_highwater("comment", 6)  # more comments were written meanwhile: behind again
+    now[0] = 106.0
+    assert runner.effective_watermark() == 300
+    runner.position["comment"] = 5
+    assert runner.effective_watermark() == 300  # caught up again, the idle clock restarts
+    now[0] = 111.5
+    assert runner.effective_watermark() == 9_000  # idle for 5 s: the newest event time counts

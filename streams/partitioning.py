@@ -25,6 +25,20 @@ def partition_for(key: bytes, partitions: int) -> int:
     return (hashed & 0x7FFFFFFF) % partitions
 
 
+def key_on_partition(prefix: str, partition: int, partitions: int) -> str:
+    """``prefix`` + the first counter that the default partitioner sends to ``partition``.
+
+    Internal table records (progress, dedup hashes, stage-2 meta) must share the changelog partition of
+    the stream partition they describe, so their keys are chosen to hash there (~``partitions`` tries).
+    """
+    n = 0
+    while True:
+        key = f"{prefix}{n}"
+        if partition_for(key.encode(), partitions) == partition:
+            return key
+        n += 1
+
+
 def group_for_envelopes(
     events: Iterable[Interaction], partitions: int, topic_for: dict[str, str]
 ) -> dict[tuple[str, int], list[Interaction]]:

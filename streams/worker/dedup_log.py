@@ -13,7 +13,7 @@ import struct
 from array import array
 from collections.abc import Iterable, Iterator, MutableMapping
 
-from streams.partitioning import partition_for
+from streams.partitioning import key_on_partition
 from streams.worker.meta import META_PREFIX
 
 DEDUP_PREFIX = f"{META_PREFIX}dedup/"
@@ -23,12 +23,7 @@ MINUTE_MS = 60_000
 
 def dedup_key(partition: int, partitions: int, epoch: str, seq: int) -> str:
     """A table key on ``partition``'s changelog, unique per flush interval."""
-    n = 0
-    while True:
-        key = f"{DEDUP_PREFIX}{partition}/{epoch}/{seq}/{n}"
-        if partition_for(key.encode(), partitions) == partition:
-            return key
-        n += 1
+    return key_on_partition(f"{DEDUP_PREFIX}{partition}/{epoch}/{seq}/", partition, partitions)
 
 
 def encode(delta: dict[int, list[int]]) -> bytes:

@@ -27,7 +27,7 @@ from functools import cache
 import orjson
 
 from streams.engagement.model import stable_id
-from streams.partitioning import partition_for
+from streams.partitioning import key_on_partition
 
 # Actor ids never start with this byte (it is not valid in any platform id we map), so meta keys
 # cannot collide with actor keys.
@@ -36,13 +36,8 @@ META_PREFIX = "\x00meta/"
 
 @cache
 def meta_key(partition: int, partitions: int) -> str:
-    """A table key that the default partitioner sends to ``partition`` (so it shares its changelog)."""
-    n = 0
-    while True:
-        key = f"{META_PREFIX}{partition}/{n}"
-        if partition_for(key.encode(), partitions) == partition:
-            return key
-        n += 1
+    """A table key on ``partition``'s changelog (so it shares the partition's changelog order)."""
+    return key_on_partition(f"{META_PREFIX}{partition}/", partition, partitions)
 
 
 def is_meta_key(key: str) -> bool:

@@ -26,7 +26,7 @@ from typing import Final
 
 import orjson
 
-from streams.partitioning import partition_for
+from streams.partitioning import key_on_partition
 
 # Account ids never start with NUL (see streams.worker.meta), so no collision with accounts.
 HOURS_META_PREFIX: Final = "\x00drops/"
@@ -37,12 +37,7 @@ _HEADER: Final = struct.Struct("<BH")
 @cache
 def hours_meta_key(partition: int, partitions: int) -> str:
     """A key the default partitioner sends to ``partition``: the meta shares that changelog partition."""
-    n = 0
-    while True:
-        key = f"{HOURS_META_PREFIX}{partition}/{n}"
-        if partition_for(key.encode(), partitions) == partition:
-            return key
-        n += 1
+    return key_on_partition(f"{HOURS_META_PREFIX}{partition}/", partition, partitions)
 
 
 def is_internal_key(key: str) -> bool:

@@ -119,4 +119,5 @@ class Rule:
             window_ms=settings.window_ms,
             min_words=settings.min_words,
             allowed_lateness_ms=settings.allowed_lateness_ms,
+            like_weight=settings.like_weight,
         )

@@ -16,7 +16,7 @@ from streams.errors import ConfigError
 from streams.metrics import Metrics
 from streams.metrics_server import serve_metrics
 from streams.settings import Settings
-from streams.sinks.base import MemorySink, Sink
+from streams.sinks.base import CountingSink, Sink
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
         "--sink",
         choices=("clickhouse", "memory"),
         default="clickhouse",
-        help="memory: keep aggregates in process (benchmarks, tests)",
+        help="memory: count rows in process, write nothing (benchmarks, tests)",
     )
     parser.add_argument("--loglevel", default="warn", choices=("crit", "error", "warn", "info", "debug"))
     parser.set_defaults(func=run)
@@ -40,7 +40,7 @@ def register(sub: Any) -> None:
 
 def create_sink(settings: Settings, metrics: Metrics, kind: str = "clickhouse") -> Sink:
     if kind == "memory":
-        return MemorySink()
+        return CountingSink()
     from streams.sinks.clickhouse import ClickHouseSink
 
     sink: Sink = ClickHouseSink.from_settings(settings, metrics)

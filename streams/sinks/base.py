@@ -73,3 +73,16 @@ class MemorySink:
     @property
     def alerts(self) -> list[Alert]:
         return [r for b in self.batches for r in b.alerts]
+
+
+class CountingSink:
+    """For `engage worker --sink memory` (benchmarks, tests reading the topics): counts rows per kind
+    and keeps nothing else, so the worker's memory is the worker's, not an ever-growing sink's."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.rows = 0
+
+    def write(self, batch: SinkBatch) -> None:
+        self.batches += 1
+        self.rows += len(batch)

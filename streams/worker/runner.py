@@ -59,7 +59,7 @@ class PartitionRunner:
     topic_watermark: dict[str, int] = field(default_factory=dict)
     highwater: dict[str, int | None] = field(default_factory=dict)
     handles: list[Any] = field(default_factory=list)
-    dlq: list[bytes] = field(default_factory=list)
+    dlq: list[tuple[str, bytes]] = field(default_factory=list)  # (reason, record)
     holdback: list[tuple[str, int, bytes, Any]] = field(default_factory=list)
     replay_target: dict[str, int] | None = None
     dedup_log: DedupLog = field(default_factory=DedupLog)
@@ -198,7 +198,7 @@ class PartitionRunner:
         source = {"topic": topic, "partition": self.partition, "offset": offset}
         if rejected is not None and rejected.error.field:
             source["field"] = rejected.error.field
-        self.dlq.append(dlq_record(reason, detail, raw, source))
+        self.dlq.append((reason, dlq_record(reason, detail, raw, source)))
         self.metrics.events_rejected.labels(reason).inc()
 
     def describe(self) -> str:
@@ -288,9 +288,9 @@ class PartitionRunner:
             )
             self.late_in_interval = 0
         if self.dlq:
-            await out.send_dlq(self.dlq, self.partition)
-            for record in self.dlq:
-                self.metrics.dlq_messages.labels(_reason_of(record)).inc()
+            await out.send_dlq([record for _, record in self.dlq], self.partition)
+            for reason, _ in self.dlq:
+                self.metrics.dlq_messages.labels(reason).inc()
             self.dlq = []
         # 3. actor states, then the dedup hashes, then progress. The order matters: a crash keeps a
         # prefix of these writes (one changelog partition), and a surviving dedup record must imply
@@ -322,13 +322,6 @@ class PartitionRunner:
         if self.engine.watermark_ms is not None:
             self.metrics.watermark.labels(str(self.partition)).set(self.engine.watermark_ms / 1000)
         return handles
-
-
-def _reason_of(record: bytes) -> str:
-    import orjson
-
-    reason: str = orjson.loads(record).get("reason", "unknown")
-    return reason
 
 
 async def _write_with_retry(

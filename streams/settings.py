@@ -105,10 +105,10 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     EnvVar(
         "ENGAGE_LIKE_WEIGHT",
-        "0.1",
+        "0",
         float,
-        "Weight of a like in the engagement score. 0: likes are not scored, so followers who only like "
-        "keep no state (measured 1.6x worker throughput).",
+        "Weight of a like in the engagement score (e.g. 0.1). Default 0: a like, like a follow, is not "
+        "engagement, and followers who only like then keep no state (1.6x worker throughput measured).",
     ),
     EnvVar("ENGAGE_STATE_STORE", "memory://", str, "Faust table store: `memory://` or `rocksdb://` (extra)."),
     EnvVar(
@@ -246,7 +246,7 @@ class Settings:
     window_ms: int = 30 * 86_400_000
     min_words: int = 2
     allowed_lateness_ms: int = 3_600_000
-    like_weight: float = 0.1
+    like_weight: float = 0.0
     state_store: str = "memory://"
     commit_interval_ms: int = 1000
     sink_batch_rows: int = 10_000

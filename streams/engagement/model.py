@@ -97,9 +97,12 @@ class PostMinute:
     shares: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class FollowerScore:
     """A pair's valuable-engagement score, exactly as of event time ``as_of_ms``.
+
+    Immutable by convention, not ``frozen``: one is built per changed pair per flush, and a frozen
+    dataclass's constructor costs about five times as much (see :class:`streams.events.Interaction`).
 
     The score decays exponentially with half-life ``SCORE_HALF_LIFE`` (a fraction of W, see
     ``streams.engagement.score``); the value at a later time t is

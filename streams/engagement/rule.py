@@ -69,7 +69,7 @@ class Rule:
     allowed_lateness_ms: int = 3_600_000
     score_half_life_ms: int | None = None
     score_floor: float = 0.01
-    like_weight: float = 0.1
+    like_weight: float = 0.0  # a like is attention, not engagement (like a follow); ENGAGE_LIKE_WEIGHT
     comment_weight: float = 0.2  # a comment that is not substantive ("Nice!", "🔥")
     substantive_comment_weight: float = 1.0
     share_weight: float = 0.5  # a bare share, or one whose commentary is not substantive

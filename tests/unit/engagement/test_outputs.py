@@ -15,8 +15,16 @@ W = 1_000_000
 H = W // 4
 
 
-def engine(**kw: int) -> PartitionEngine:
-    return PartitionEngine(Rule(window_ms=W, allowed_lateness_ms=kw.pop("lateness", 10 * M), **kw))
+def engine(**kw: float) -> PartitionEngine:
+    """Likes weigh 0.1 here (the default is 0), so the like row of the weight table means something."""
+    return PartitionEngine(
+        Rule(
+            window_ms=W,
+            allowed_lateness_ms=int(kw.pop("lateness", 10 * M)),
+            like_weight=kw.pop("like_weight", 0.1),
+            **kw,  # type: ignore[arg-type]
+        )
+    )
 
 
 def test_account_and_post_minutes() -> None:
@@ -100,6 +108,15 @@ def test_score_weights(kind: str, text: str | None, weight: float) -> None:
     assert (score.score, score.as_of_ms, score.interactions) == (pytest.approx(weight), 1000, 1)
 
 
+def test_likes_do_not_score_by_default() -> None:
+    e = PartitionEngine(Rule(window_ms=W, allowed_lateness_ms=10 * M))
+    e.process(ev(1000, "like", post="p1"))
+    out = e.drain()
+    assert out.scores == []
+    assert e.tracked_pairs == 0
+    assert out.account_minutes[0].likes == 1
+
+
 def test_follows_do_not_score() -> None:
     e = engine()
     e.process(ev(1000, "follow"))
@@ -134,7 +151,7 @@ def test_score_rows_are_emitted_for_changed_pairs_only() -> None:
 
 
 def test_half_life_is_configurable() -> None:
-    e = PartitionEngine(Rule(window_ms=W, score_half_life_ms=100, allowed_lateness_ms=0))
+    e = PartitionEngine(Rule(window_ms=W, score_half_life_ms=100, allowed_lateness_ms=0, like_weight=0.1))
     e.process(ev(0, "like"))
     e.process(ev(100, "like"))
     [row] = e.drain().scores

@@ -18,8 +18,7 @@ from streams.engagement import PartitionEngine, Rule, decode
 from streams.events import Interaction
 
 BASE = 59_000  # events straddle a UTC minute boundary
-WEIGHTS = {
-    ("like", False): 0.1,
+WEIGHTS = {  # likes weigh the scenario's like_weight
     ("comment", False): 0.2,
     ("comment", True): 1.0,
     ("share", False): 0.5,
@@ -42,7 +41,13 @@ class Oracle:
 
 
 def oracle(
-    arrivals: list[Interaction], n: int, window: int, lateness: int, min_words: int, half: int
+    arrivals: list[Interaction],
+    n: int,
+    window: int,
+    lateness: int,
+    min_words: int,
+    half: int,
+    like_weight: float,
 ) -> Oracle:
     statuses: list[str] = []
     watermark: int | None = None
@@ -86,7 +91,7 @@ def oracle(
         counters[(account, at // 60_000)][kind] += 1
     contributions: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
     for e in accepted:
-        weight = WEIGHTS.get((e.type, substantive(e)), 0.0)
+        weight = like_weight if e.type == "like" else WEIGHTS.get((e.type, substantive(e)), 0.0)
         if weight:
             contributions[(e.account_id, e.actor_id)].append((e.occurred_at_ms, weight))
     scores = {}
@@ -139,6 +144,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
         "rule": Rule(
             threshold=n, window_ms=window, allowed_lateness_ms=lateness, min_words=min_words,
             score_floor=1e-30, cache_max_actors=draw(st.sampled_from([1, 2, 1000])),
+            like_weight=draw(st.sampled_from([0.0, 0.1])),
         ),
         "arrivals": arrivals,
         "ops": ops,
@@ -181,7 +187,13 @@ def test_engine_matches_the_oracle(scenario: dict[str, object]) -> None:
     engine.dirty()
 
     expected = oracle(
-        arrivals, rule.threshold, rule.window_ms, rule.allowed_lateness_ms, rule.min_words, rule.half_life_ms
+        arrivals,
+        rule.threshold,
+        rule.window_ms,
+        rule.allowed_lateness_ms,
+        rule.min_words,
+        rule.half_life_ms,
+        rule.like_weight,
     )
     got = [(t.at_ms, t.account_id, t.actor_id, t.kind, t.count) for out in outputs for t in out.transitions]
     # Emitted in event-time order across drains, never twice, exactly the oracle's.

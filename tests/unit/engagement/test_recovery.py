@@ -12,7 +12,7 @@ from streams.events import Interaction
 from .factory import ev
 
 W = 10_000
-RULE = Rule(window_ms=W, allowed_lateness_ms=500)
+RULE = Rule(window_ms=W, allowed_lateness_ms=500, like_weight=0.1)
 COUNTERS = ("likes", "comments", "shares", "follows", "unfollows")
 COUNTERS += ("substantive", "active", "passive", "engaged_new", "lapsed")
 
@@ -133,7 +133,7 @@ def reference_store_after(events: list[Interaction]) -> dict[str, bytes]:
 
 def test_without_the_seq_stamp_a_replay_would_double_count() -> None:
     """Control for the test above: replaying with the wrong flush_seq applies the likes twice."""
-    rule = Rule(window_ms=W, allowed_lateness_ms=500)
+    rule = Rule(window_ms=W, allowed_lateness_ms=500, like_weight=0.1)
     likes = [ev(100 + i, "like", event_id=f"l{i}") for i in range(3)]
     store: dict[str, bytes] = {}
     engine = PartitionEngine(rule, store)

@@ -89,7 +89,7 @@ def test_rule_defaults_and_settings() -> None:
 @pytest.mark.parametrize(
     ("event_type", "substantive", "weight"),
     [
-        ("like", False, 0.1),
+        ("like", False, 0.0),  # a like is not engagement, as a follow is not (ENGAGE_LIKE_WEIGHT)
         ("comment", False, 0.2),
         ("comment", True, 1.0),
         ("share", False, 0.5),

@@ -77,7 +77,7 @@ def test_decode_rejects_unknown_versions_and_garbage() -> None:
 
 
 def test_expired_state_is_deleted() -> None:
-    rule = Rule(window_ms=W, allowed_lateness_ms=0, score_floor=0.01)
+    rule = Rule(window_ms=W, allowed_lateness_ms=0, score_floor=0.01, like_weight=0.1)
     e = PartitionEngine(rule)
     for t in (0, 10, 20):
         e.process(ev(t, "comment", "this is great"))
@@ -108,7 +108,7 @@ def test_expired_state_is_deleted() -> None:
 
 
 def test_an_actor_that_expires_and_returns_in_the_same_interval_starts_afresh() -> None:
-    e = PartitionEngine(Rule(window_ms=W, allowed_lateness_ms=0))
+    e = PartitionEngine(Rule(window_ms=W, allowed_lateness_ms=0, like_weight=0.1))
     e.process(ev(0, "like"))
     e.drain()
     e.dirty()

@@ -85,7 +85,7 @@ class DropRule:
     weeks: int = 4
     warmup_hours: int = HOURS_PER_WEEK
     z_drop: float = 1.645
-    z_normal: float = 3.0
+    z_normal: float = 3.25
     dispersion: float = 0.2
     min_dispersion: float = 0.1
     resolve_ratio: float = 0.75
@@ -128,8 +128,13 @@ class DropRule:
                 continue
             # Smoothing halves the noise of one sample but would lift a trough, or the hour before a step
             # up (Sunday 23:00 next to Monday 00:00), above its true level: never exceed the sample itself.
+            # Nor go more than the sample's own Poisson noise (√n) below it: an outage in the neighbouring
+            # hour of that week must not drag the reference down.
             sample = state.count_at(centre)
-            per_week.append(total / weight if sample is None else min(sample, total / weight))
+            smoothed = total / weight
+            if sample is not None:
+                smoothed = max(sample - math.sqrt(sample), min(sample, smoothed))
+            per_week.append(smoothed)
         if not per_week:
             return None
         # The lower median: with two weeks the smaller one, so a spike in one week cannot make a normal
@@ -189,8 +194,9 @@ def step(
         state.level_num += alpha * (min(observed, _SPIKE_CAP * seasonal) - state.level_num)
         state.level_den += alpha * (seasonal - state.level_den)
         state.level_weight += alpha * (1 - state.level_weight)
-        # Squared residual beyond Poisson noise, capped at one baseline so a viral hour counts as 2×.
-        excess = min((observed - baseline) ** 2, baseline**2) - baseline
+        # Squared residual beyond Poisson noise, capped at the threshold: an hour further off than that
+        # is an event (a viral post, a drop not yet alerted), not noise, and must not blunt the detector.
+        excess = min((observed - baseline) ** 2, (rule.threshold * baseline) ** 2) - baseline
         state.noise_num += alpha * (excess - state.noise_num)
         state.noise_den += alpha * (baseline**2 - state.noise_den)
     state.put(hour, observed)

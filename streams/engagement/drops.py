@@ -9,7 +9,8 @@ every other known account; :meth:`DropDetector.skip_hour` instead declares an ho
 
 * ``S``, the seasonal reference: for each of the previous ``weeks`` (4) weeks, the count at the same
   hour of the week, smoothed 1/4-1/2-1/4 with its neighbouring hours but never above the sample
-  itself (so a trough, or Sunday 23:00 next to Monday 00:00, is not lifted), then the *lower median*
+  itself (so a trough, or Sunday 23:00 next to Monday 00:00, is not lifted) nor more than its Poisson
+  noise ``√n`` below it (so an outage in the neighbouring hour does not drag it), then the *lower median*
   across weeks (with 2 weeks the smaller, with 4 the second smallest). Same hour-of-week carries both
   daily and weekly seasonality (weekend nights compare with weekend nights); the lower median ignores
   a past outage, holiday or viral spike and errs on the side of not paging.
@@ -20,7 +21,8 @@ every other known account; :meth:`DropDetector.skip_hour` instead declares an ho
   so a long drop does not teach itself to be normal.
 
 **Noise.** Besides Poisson noise, each account learns its relative noise ρ² (EWMA of squared
-residuals beyond Poisson over squared baselines, frozen while an alert is open), starting from
+residuals beyond Poisson over squared baselines, each residual capped at ``threshold × B`` so a viral
+hour or a drop not yet alerted is not taken for noise; frozen while an alert is open), starting from
 ``dispersion`` (0.2) and never below ``min_dispersion`` (0.1): noisy accounts need more evidence.
 
 **Opening** (only after ``warmup_hours`` of history, in hours whose baseline ≥ ``min_baseline``):
@@ -32,7 +34,8 @@ residuals beyond Poisson over squared baselines, frozen while an alert is open),
   threshold)·B``) and implausibly low for the baseline (``X ≤ B − z_normal·√(B + ρ²·ΣBᵢ²)``). The
   threshold is a statement about the *rate*: the allowance ``z_drop·√λ₁`` shrinks as 1/√volume, so
   large accounts alert at almost exactly ``threshold`` and small or noisy ones need stronger
-  evidence. Two hours is the detection deadline, hence the one- and two-hour windows.
+  evidence. Two hours is the detection deadline, hence the one- and two-hour windows; the two-hour
+  sum is the cumulative test (a persisting drop halves twice the count, far less likely as noise).
 
 **Resolving** (hysteresis): a drop resolves after ``resolve_hours`` consecutive eligible hours at
 ≥ ``resolve_ratio × B``; a silence resolves at the first hour with an interaction (and may hand over

@@ -9,7 +9,8 @@ every other known account; :meth:`DropDetector.skip_hour` instead declares an ho
 
 * ``S``, the seasonal reference: for each of the previous ``weeks`` (4) weeks, the count at the same
   hour of the week, smoothed 1/4-1/2-1/4 with its neighbouring hours but never above the sample
-  itself (so a trough, or Sunday 23:00 next to Monday 00:00, is not lifted), then the *lower median*
+  itself (so a trough, or Sunday 23:00 next to Monday 00:00, is not lifted) nor more than its Poisson
+  noise ``√n`` below it (so an outage in the neighbouring hour does not drag it), then the *lower median*
   across weeks (with 2 weeks the smaller, with 4 the second smallest). Same hour-of-week carries both
   daily and weekly seasonality (weekend nights compare with weekend nights); the lower median ignores
   a past outage, holiday or viral spike and errs on the side of not paging.
@@ -20,7 +21,8 @@ every other known account; :meth:`DropDetector.skip_hour` instead declares an ho
   so a long drop does not teach itself to be normal.
 
 **Noise.** Besides Poisson noise, each account learns its relative noise ρ² (EWMA of squared
-residuals beyond Poisson over squared baselines, frozen while an alert is open), starting from
+residuals beyond Poisson over squared baselines, each residual capped at ``threshold × B`` so a viral
+hour or a drop not yet alerted is not taken for noise; frozen while an alert is open), starting from
 ``dispersion`` (0.2) and never below ``min_dispersion`` (0.1): noisy accounts need more evidence.
 
 **Opening** (only after ``warmup_hours`` of history, in hours whose baseline ≥ ``min_baseline``):
@@ -32,7 +34,8 @@ residuals beyond Poisson over squared baselines, frozen while an alert is open),
   threshold)·B``) and implausibly low for the baseline (``X ≤ B − z_normal·√(B + ρ²·ΣBᵢ²)``). The
   threshold is a statement about the *rate*: the allowance ``z_drop·√λ₁`` shrinks as 1/√volume, so
   large accounts alert at almost exactly ``threshold`` and small or noisy ones need stronger
-  evidence. Two hours is the detection deadline, hence the one- and two-hour windows.
+  evidence. Two hours is the detection deadline, hence the one- and two-hour windows; the two-hour
+  sum is the cumulative test (a persisting drop halves twice the count, far less likely as noise).
 
 **Resolving** (hysteresis): a drop resolves after ``resolve_hours`` consecutive eligible hours at
 ≥ ``resolve_ratio × B``; a silence resolves at the first hour with an interaction (and may hand over
@@ -85,7 +88,7 @@ class DropRule:
     weeks: int = 4
     warmup_hours: int = HOURS_PER_WEEK
     z_drop: float = 1.645
-    z_normal: float = 3.0
+    z_normal: float = 3.25
     dispersion: float = 0.2
     min_dispersion: float = 0.1
     resolve_ratio: float = 0.75
@@ -128,8 +131,13 @@ class DropRule:
                 continue
             # Smoothing halves the noise of one sample but would lift a trough, or the hour before a step
             # up (Sunday 23:00 next to Monday 00:00), above its true level: never exceed the sample itself.
+            # Nor go more than the sample's own Poisson noise (√n) below it: an outage in the neighbouring
+            # hour of that week must not drag the reference down.
             sample = state.count_at(centre)
-            per_week.append(total / weight if sample is None else min(sample, total / weight))
+            smoothed = total / weight
+            if sample is not None:
+                smoothed = max(sample - math.sqrt(sample), min(sample, smoothed))
+            per_week.append(smoothed)
         if not per_week:
             return None
         # The lower median: with two weeks the smaller one, so a spike in one week cannot make a normal
@@ -189,8 +197,9 @@ def step(
         state.level_num += alpha * (min(observed, _SPIKE_CAP * seasonal) - state.level_num)
         state.level_den += alpha * (seasonal - state.level_den)
         state.level_weight += alpha * (1 - state.level_weight)
-        # Squared residual beyond Poisson noise, capped at one baseline so a viral hour counts as 2×.
-        excess = min((observed - baseline) ** 2, baseline**2) - baseline
+        # Squared residual beyond Poisson noise, capped at the threshold: an hour further off than that
+        # is an event (a viral post, a drop not yet alerted), not noise, and must not blunt the detector.
+        excess = min((observed - baseline) ** 2, (rule.threshold * baseline) ** 2) - baseline
         state.noise_num += alpha * (excess - state.noise_num)
         state.noise_den += alpha * (baseline**2 - state.noise_den)
     state.put(hour, observed)

@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         default=30_000,
         help="the naive baseline runs ~4k/s, so it gets a smaller slice",
     )
-    parser.add_argument("--skip", action="append", default=[], choices=("raw", "naive", "worker"))
+    parser.add_argument("--skip", action="append", default=[], choices=("raw", "naive", "worker", "ingest"))
     args = parser.parse_args(argv)
 
     results: dict[str, Any] = {
@@ -233,6 +233,13 @@ def main(argv: list[str] | None = None) -> int:
         if "worker" not in args.skip:
             results["worker"] = _our_worker(env, args.events, data_dir)
             print(f"worker: {results['worker']['events_per_s']:,.0f} events/s", flush=True)
+        if "ingest" not in args.skip:
+            from streams.bench.ingest import measure_ingest
+
+            results["ingest"] = measure_ingest(
+                broker.bootstrap, topic_prefix=f"{settings.topic_prefix}ingest.", partitions=4
+            )
+            print(f"ingest: {results['ingest']['requests_per_s']:,.0f} signed requests/s", flush=True)
         if "naive" not in args.skip:
             results["naive"] = _naive_faust(broker.bootstrap, args.naive_events)
             print(f"naive Faust: {results['naive']['events_per_s']:,.0f} events/s", flush=True)

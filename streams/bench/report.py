@@ -27,8 +27,25 @@ def render_markdown(results: dict[str, Any]) -> str:
         rows.append(("c / b", _fmt(results.get("worker_vs_naive"))))
         rows.append(("worker peak RSS", _fmt(worker["peak_rss_mb"], " MiB")))
         rows.append(("changelog messages per event", f"{worker['changelog_messages_per_event']:.4f}"))
+    if ingest := results.get("ingest"):
+        per = ingest["events_per_request"]
+        rows.append(
+            (
+                f"(d) one ingest process, signed POST /v1/events, {per} events/request",
+                f"{_fmt(ingest['requests_per_s'], ' requests/s')} = "
+                f"{_fmt(ingest['events_per_s'], ' events/s')}",
+            )
+        )
+        rows.append(("ingest latency p50 / p99", f"{ingest['p50_ms']:.1f} / {ingest['p99_ms']:.1f} ms"))
+        rows.append(
+            (
+                "ingest CPU per request (cores used)",
+                f"{ingest['ingest_cpu_us_per_request']:,.0f} µs ({ingest['ingest_cores']:.2f}); "
+                f"load generator {ingest['loadgen_cpu_us_per_request']:,.0f} µs "
+                f"({ingest['loadgen_cores']:.2f})",
+            )
+        )
     for key, label in (
-        ("ingest", "ingest"),
         ("latency", "latency"),
         ("state", "state"),
         ("recovery", "recovery"),

@@ -67,33 +67,60 @@ class CoalescingPublisher:
     first envelope's key. Each request still learns its own outcome: it succeeds only if every merged
     message that carries one of its envelopes was acknowledged. Envelopes without a partition (DLQ
     records, not arrays) pass through unmerged.
+
+    At most ``max_in_flight`` merged flushes wait for Kafka at a time; requests that arrive meanwhile
+    queue for the next one. The batch size thus follows the load with no timer: an idle service
+    flushes at once (no added latency), a busy one merges everything that arrived during a broker
+    round trip, so the number of Kafka messages per request falls as the request rate rises.
     """
 
-    def __init__(self, inner: Publisher, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self, inner: Publisher, *, max_bytes: int = DEFAULT_MAX_BYTES, max_in_flight: int = 2
+    ) -> None:
         self._inner = inner
         self._max_bytes = max_bytes
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
+        self._scheduled = False
         self._pending: list[tuple[Sequence[Envelope], asyncio.Future[None]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._publish_each = getattr(inner, "publish_each", None)
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         if not envelopes:
             return
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._start_flush)
         self._pending.append((envelopes, future))
+        self._schedule(loop)
         await future
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._pending and not self._scheduled and self._in_flight < self._max_in_flight:
+            self._scheduled = True
+            loop.call_soon(self._start_flush)
 
     async def ready(self) -> bool:
         ready = getattr(self._inner, "ready", None)
         return bool(await ready()) if ready is not None else True
 
     def _start_flush(self) -> None:
-        batch, self._pending = self._pending, []
+        self._scheduled = False
+        # A request whose caller already gave up (its deadline passed while it queued) is not sent:
+        # it was answered 503 and will be retried, so sending it now would only make a duplicate.
+        batch = [entry for entry in self._pending if not entry[1].done()]
+        self._pending = []
+        if not batch:
+            return
+        self._in_flight += 1
         task = asyncio.get_running_loop().create_task(self._flush(batch))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._in_flight -= 1
+        self._schedule(asyncio.get_running_loop())
 
     def _merge(
         self, batch: list[tuple[Sequence[Envelope], asyncio.Future[None]]]
@@ -129,7 +156,16 @@ class CoalescingPublisher:
 
     async def _flush(self, batch: list[tuple[Sequence[Envelope], asyncio.Future[None]]]) -> None:
         merged = self._merge(batch)
-        results = await asyncio.gather(*(self._inner.publish([e]) for e, _ in merged), return_exceptions=True)
+        results: list[BaseException | None]
+        if self._publish_each is not None:
+            try:
+                results = await self._publish_each([e for e, _ in merged])
+            except Exception as exc:  # nothing could be sent: every request of the flush fails
+                results = [exc] * len(merged)
+        else:
+            results = await asyncio.gather(
+                *(self._inner.publish([e]) for e, _ in merged), return_exceptions=True
+            )
         failed: dict[int, BaseException] = {}
         for (_, owners), result in zip(merged, results, strict=True):
             if isinstance(result, BaseException):
@@ -223,6 +259,35 @@ class KafkaPublisher:
             raise BrokerUnavailable(f"Kafka at {self._bootstrap} is unreachable: {exc}") from exc
         self._producer = producer
         return self
+
+    async def publish_each(self, envelopes: Sequence[Envelope]) -> list[BaseException | None]:
+        """Send every envelope; return each one's outcome (``None``: acknowledged) — one coroutine
+        for a whole merged flush instead of a task per message."""
+        if self._producer is None:
+            raise BrokerUnavailable("publisher not started")
+        errors = _error_types()
+        send = self._producer.send
+        outcomes: list[asyncio.Future[Any] | BaseException] = []
+        for e in envelopes:
+            try:
+                future = await send(e.topic, e.value, key=e.key, partition=e.partition)
+            except errors as exc:
+                outcomes.append(BrokerUnavailable(f"Kafka did not accept the message: {exc!r}"))
+                continue
+            future.add_done_callback(_retrieve)
+            outcomes.append(future)
+        results: list[BaseException | None] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                results.append(outcome)
+                continue
+            try:
+                await outcome
+            except errors as exc:
+                results.append(BrokerUnavailable(f"Kafka did not acknowledge a message: {exc!r}"))
+            else:
+                results.append(None)
+        return results
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         if self._producer is None:

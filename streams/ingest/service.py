@@ -34,7 +34,14 @@ from streams.errors import BrokerUnavailable, MalformedPayload, WebhookRejected
 from streams.events import Interaction
 from streams.ingest.adapters import build_adapters
 from streams.ingest.adapters.base import Adapter, Context, Ignored, Mapped, Unmappable
-from streams.ingest.envelopes import Envelope, dlq_envelopes, event_envelopes, topic_map
+from streams.ingest.envelopes import (
+    ActorPartitions,
+    Envelope,
+    canonical_envelopes,
+    dlq_envelopes,
+    event_envelopes,
+    topic_map,
+)
 from streams.ingest.publisher import Publisher
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -90,6 +97,12 @@ class IngestService:
         self._topics = settings.topics
         self._topic_for = topic_map(settings.topics)
         self._partitions = settings.topic_partitions
+        self._partition_of = ActorPartitions(settings.topic_partitions)
+        # Adapters whose events are canonical objects already (the generic one): see _map_canonical.
+        self._canonical: dict[str, Callable[[Any], tuple[list[dict[str, Any]], list[Unmappable]]]] = {
+            name: fn for name, a in self._adapters.items() if (fn := getattr(a, "map_canonical", None))
+        }
+        self._children: dict[tuple[str, ...], Any] = {}
         self._ack_timeout_s = settings.ingest_ack_timeout_ms / 1000
         self._retry_after = str(max(1, math.ceil(self._ack_timeout_s)))
 
@@ -165,8 +178,36 @@ class IngestService:
             await self._publish(dlq_envelopes(self._topics, [(exc.reason, str(exc), raw_body)], origin))
             self._count(adapter.name, "dlq", {exc.reason: 1})
             return json_reply(400, {"error": str(exc), "dead_lettered": 1})
+        canonical = self._canonical.get(adapter.name)
+        if canonical is not None:
+            envelopes, accepted, rejected = self._canonical_envelopes(
+                adapter.name, canonical, payload, origin
+            )
+            ignored = 0
+        else:
+            envelopes, accepted, ignored, rejected = self._mapped_envelopes(
+                adapter, payload, Context(source, now, account), origin
+            )
+        # The parsed payload is garbage from here on: drop it before waiting for Kafka, so its objects
+        # are freed by reference counting now instead of piling up across the requests in flight and
+        # triggering the cyclic garbage collector (which then walks them again and again).
+        del payload
+        await self._publish(envelopes)
+        if rejected:
+            reasons: dict[str, int] = {}
+            for reason, _ in rejected:
+                reasons[reason] = reasons.get(reason, 0) + 1
+            self._count(adapter.name, "dlq", reasons)
+        self._count(adapter.name, "accepted", {"": accepted})
+        self._count(adapter.name, "ignored", {"": ignored})
+        return self._settled(accepted, ignored, rejected)
+
+    def _mapped_envelopes(
+        self, adapter: Adapter, payload: Any, context: Context, origin: dict[str, Any]
+    ) -> tuple[list[Envelope], int, int, list[tuple[str, str]]]:
+        """Through the adapter's ``map``: envelopes, events accepted, ignored, (reason, detail) of the DLQ."""
         try:
-            mapped: list[Mapped] = adapter.map(payload, Context(source, now, account))
+            mapped: list[Mapped] = adapter.map(payload, context)
         except Exception as exc:  # a bug in an adapter; keep the authentic payload, answer 202
             log.exception("adapter %s failed to map a payload; dead-lettering it", adapter.name)
             mapped = [Unmappable("adapter_error", f"{adapter.name}: {type(exc).__name__}", payload)]
@@ -177,22 +218,40 @@ class IngestService:
         envelopes += dlq_envelopes(
             self._topics, ((u.reason, u.detail, _original_bytes(u.original)) for u in unmappable), origin
         )
-        await self._publish(envelopes)
-        reasons: dict[str, int] = {}
-        for u in unmappable:
-            reasons[u.reason] = reasons.get(u.reason, 0) + 1
-        self._count(adapter.name, "dlq", reasons)
-        self._count(adapter.name, "accepted", {"": len(events)})
-        self._count(adapter.name, "ignored", {"": ignored})
+        return envelopes, len(events), ignored, [(u.reason, u.detail) for u in unmappable]
+
+    def _canonical_envelopes(
+        self,
+        platform: str,
+        canonical: Callable[[Any], tuple[list[dict[str, Any]], list[Unmappable]]],
+        payload: Any,
+        origin: dict[str, Any],
+    ) -> tuple[list[Envelope], int, list[tuple[str, str]]]:
+        """The generic endpoint's path: validated objects are grouped and encoded once per envelope."""
+        try:
+            events, unmappable = canonical(payload)
+        except Exception as exc:  # a bug in the adapter; keep the authentic payload, answer 202
+            log.exception("adapter %s failed to map a payload; dead-lettering it", platform)
+            events = []
+            unmappable = [Unmappable("adapter_error", f"{platform}: {type(exc).__name__}", payload)]
+        envelopes = canonical_envelopes(events, self._topic_for, self._partition_of)
+        if unmappable:
+            envelopes += dlq_envelopes(
+                self._topics, ((u.reason, u.detail, _original_bytes(u.original)) for u in unmappable), origin
+            )
+        return envelopes, len(events), [(u.reason, u.detail) for u in unmappable]
+
+    @staticmethod
+    def _settled(accepted: int, ignored: int, rejected: list[tuple[str, str]]) -> Reply:
         document: dict[str, Any] = {
-            "accepted": len(events),
+            "accepted": accepted,
             "ignored": ignored,
-            "dead_lettered": len(unmappable),
+            "dead_lettered": len(rejected),
         }
-        if not unmappable:
+        if not rejected:
             return json_reply(200, document)
         document["errors"] = [
-            {"reason": u.reason, "detail": u.detail} for u in unmappable[:_MAX_ERRORS_SHOWN]
+            {"reason": reason, "detail": detail} for reason, detail in rejected[:_MAX_ERRORS_SHOWN]
         ]
         return json_reply(202, document)
 
@@ -214,16 +273,26 @@ class IngestService:
             log.exception("publishing failed")
             raise Unavailable(type(exc).__name__) from None
 
+    def _child(self, metric: str, *labels: str) -> Any:
+        """A labelled metric child, looked up once (``labels()`` takes a lock and builds a key)."""
+        key = (metric, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = getattr(self._metrics, metric).labels(*labels)
+            if len(self._children) < 4096:  # labels are bounded (routes, statuses, reasons) but be safe
+                self._children[key] = child
+        return child
+
     def _count(self, platform: str, outcome: str, counts: dict[str, int]) -> None:
         total = sum(counts.values())
         if total:
-            self._metrics.webhook_events.labels(platform, outcome).inc(total)
+            self._child("webhook_events", platform, outcome).inc(total)
         if outcome == "dlq":
             for reason, count in counts.items():
-                self._metrics.dlq_messages.labels(reason).inc(count)
+                self._child("dlq_messages", reason).inc(count)
 
     def _finish(self, route: str, reply: Reply, started: float) -> Reply:
         label = route if route in self._adapters else "unknown"
-        self._metrics.webhook_requests.labels(label, str(reply.status)).inc()
-        self._metrics.webhook_latency.labels(label).observe(self._monotonic() - started)
+        self._child("webhook_requests", label, str(reply.status)).inc()
+        self._child("webhook_latency", label).observe(self._monotonic() - started)
         return reply

@@ -238,6 +238,31 @@ def iter_message(raw: bytes) -> Iterator[Interaction | Rejected]:
             yield Rejected(exc, raw if items is not parsed else orjson.dumps(item))
 
 
+def decode_message(raw: bytes) -> tuple[list[Interaction], list[Rejected]]:
+    """:func:`iter_message` as two lists, valid events and rejected elements, in message order.
+
+    The common case (every element valid) is one list comprehension; a message with an invalid
+    element is decoded again element by element, so the result is the same as :func:`iter_message`'s.
+    """
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return [], [item for item in iter_message(raw) if type(item) is Rejected]
+    try:
+        if type(parsed) is list:
+            return [decode_object(item) for item in parsed], []
+        return [decode_object(parsed)], []
+    except InvalidEvent:
+        valid: list[Interaction] = []
+        rejected: list[Rejected] = []
+        for item in iter_message(raw):
+            if type(item) is Rejected:
+                rejected.append(item)
+            else:
+                valid.append(item)  # type: ignore[arg-type]
+        return valid, rejected
+
+
 def encode_batch(events: list[Interaction]) -> bytes:
     """A batch envelope: the canonical JSON array of ``events``."""
     return orjson.dumps([event.to_dict() for event in events])

@@ -35,6 +35,7 @@ counted; the sink's idempotency token absorbs the repeat).
 from __future__ import annotations
 
 import math
+import zlib
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
@@ -43,7 +44,15 @@ from typing import Final
 
 from streams.engagement.aggregates import Aggregates
 from streams.engagement.dedup import MinuteDedup, stable_hash64
-from streams.engagement.model import ENGAGED, MINUTE_MS, FollowerScore, Outputs, Transition
+from streams.engagement.model import (
+    ENGAGED,
+    MINUTE_MS,
+    AccountMinute,
+    FollowerScore,
+    Outputs,
+    PostMinute,
+    Transition,
+)
 from streams.engagement.rule import COMMENT, FOLLOW, LIKE, SHARE, Rule, count_words
 from streams.engagement.state import ActorState, PairState, decode, encode, event_hash
 from streams.engagement.timers import TimerIndex
@@ -180,6 +189,7 @@ class PartitionEngine:
         )
         k = self._k
         exp = math.exp
+        crc32, adler32 = zlib.crc32, zlib.adler32
         wm, final = self._wm, self._final
         auto = self.auto_watermark
         buckets, fresh = self._dedup.buckets, self._dedup.fresh
@@ -192,6 +202,7 @@ class PartitionEngine:
                 late.append(event)
                 continue
             kind = event.type
+            minute = at - at % MINUTE_MS
             substantive = False
             if kind in (COMMENT, SHARE):
                 if min_words > 0:
@@ -204,8 +215,8 @@ class PartitionEngine:
                     duplicate += 1
                     continue
             else:
-                key = stable_hash64(event.event_id)
-                minute = at - at % MINUTE_MS
+                raw_id = event.event_id.encode()
+                key = crc32(raw_id) | (adler32(raw_id) << 32)  # stable_hash64, inlined
                 bucket = buckets.get(minute)
                 if bucket is None:
                     bucket = buckets[minute] = set()
@@ -245,42 +256,51 @@ class PartitionEngine:
             if auto and at > wm:
                 wm = at
                 final = at - lateness
-            # Aggregates: see aggregates.py for the counter positions.
+            # Aggregates (as Aggregates.add_event does).
             account, platform = event.account_id, event.platform
-            minute = at - at % MINUTE_MS
             row_key = (account, platform, minute)
             row = accounts.get(row_key)
             if row is None:
-                row = accounts[row_key] = [0] * 10
-            post_field = -1
-            if kind == LIKE:
-                row[0] += 1
-                row[7] += 1
-                post_field = 0
-            elif kind == COMMENT:
-                row[1] += 1
-                row[6] += 1
-                post_field = 1
-            elif kind == SHARE:
-                row[2] += 1
-                row[6] += 1
-                post_field = 3
-            elif kind == FOLLOW:
-                row[3] += 1
-                row[7] += 1
-            else:
-                row[4] += 1
-            if substantive:
-                row[5] += 1
+                row = accounts[row_key] = AccountMinute(account, platform, minute)
             post = event.post_id
-            if post_field >= 0 and post is not None:
-                post_key = (account, platform, post, minute)
-                post_row = posts.get(post_key)
-                if post_row is None:
-                    post_row = posts[post_key] = [0, 0, 0, 0]
-                post_row[post_field] += 1
-                if substantive and post_field == 1:
-                    post_row[2] += 1
+            if kind == LIKE:
+                row.likes += 1
+                row.passive += 1
+                if post is not None:
+                    post_key = (account, platform, post, minute)
+                    post_row = posts.get(post_key)
+                    if post_row is None:
+                        post_row = posts[post_key] = PostMinute(account, platform, post, minute)
+                    post_row.likes += 1
+            elif kind == COMMENT:
+                row.comments += 1
+                row.active += 1
+                if substantive:
+                    row.substantive += 1
+                if post is not None:
+                    post_key = (account, platform, post, minute)
+                    post_row = posts.get(post_key)
+                    if post_row is None:
+                        post_row = posts[post_key] = PostMinute(account, platform, post, minute)
+                    post_row.comments += 1
+                    if substantive:
+                        post_row.substantive_comments += 1
+            elif kind == SHARE:
+                row.shares += 1
+                row.active += 1
+                if substantive:
+                    row.substantive += 1
+                if post is not None:
+                    post_key = (account, platform, post, minute)
+                    post_row = posts.get(post_key)
+                    if post_row is None:
+                        post_row = posts[post_key] = PostMinute(account, platform, post, minute)
+                    post_row.shares += 1
+            elif kind == FOLLOW:
+                row.follows += 1
+                row.passive += 1
+            else:
+                row.unfollows += 1
             ok += 1
         self._wm, self._final = wm, final
         if remembered:

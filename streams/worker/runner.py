@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from operator import attrgetter
+from typing import Any, Final, Protocol
 
 from streams.engagement import LATE, PartitionEngine
 from streams.engagement.model import Outputs
 from streams.errors import SinkUnavailable
-from streams.events import Interaction, Rejected, iter_message
+from streams.events import Rejected, decode_message
 from streams.metrics import Metrics
 from streams.producer import dlq_record
 from streams.sinks.backoff import Backoff
@@ -28,6 +30,8 @@ from streams.worker.flags import transition_record
 from streams.worker.meta import PartitionMeta, batch_token, meta_key
 
 log = logging.getLogger(__name__)
+_TYPE: Final = attrgetter("type")
+_OCCURRED_AT: Final = attrgetter("occurred_at_ms")
 
 
 class OutputPort(Protocol):
@@ -159,17 +163,14 @@ class PartitionRunner:
         self.position[topic] = offset
         if offset <= self.meta.flushed.get(topic, -1):
             return  # already in the table and the sink: a replay of a flushed interval
-        batch: list[Interaction] = []
-        by_type: dict[str, int] = {}
-        for item in iter_message(value):
-            if isinstance(item, Interaction):
-                batch.append(item)
-                by_type[item.type] = by_type.get(item.type, 0) + 1
-            else:
-                self._dead_letter(item.error.reason, str(item.error), item.raw, topic, offset, item)
+        batch, rejected = decode_message(value)
+        for item in rejected:
+            self._dead_letter(item.error.reason, str(item.error), item.raw, topic, offset, item)
         if not batch:
             return
-        newest = max(self.topic_watermark.get(topic, -1), max(event.occurred_at_ms for event in batch))
+        # map + attrgetter + Counter stay in C: a Python loop over the batch cost ~0.3 µs per event.
+        by_type = Counter(map(_TYPE, batch))
+        newest = max(self.topic_watermark.get(topic, -1), max(map(_OCCURRED_AT, batch)))
         self.topic_watermark[topic] = newest
         counts = self.engine.process_many(batch)
         # events_consumed counts every valid event read; duplicates and late ones are also counted

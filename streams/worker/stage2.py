@@ -174,6 +174,10 @@ class AccountHoursProcessor:
 
     def _close_through(self, meta: HoursMeta, last: int) -> tuple[list[Alert], int]:
         """Close every hour up to ``last`` (inclusive) that is not closed yet."""
+        if meta.closed_through is not None and meta.closed_through + HOUR_MS > last:
+            # Nothing to close: most heartbeats (one per source partition per flush) end here, before
+            # the scan of every account's pending hours (that scan was 6% of the worker's time).
+            return [], 0
         pending = self._pending_by_hour(last)
         if meta.closed_through is not None:
             first = meta.closed_through + HOUR_MS

@@ -6,7 +6,15 @@ import orjson
 import pytest
 
 from streams.errors import InvalidEvent, MalformedPayload, SchemaViolation
-from streams.events import Interaction, Rejected, decode_event, encode_batch, iter_message, parse_timestamp_ms
+from streams.events import (
+    Interaction,
+    Rejected,
+    decode_event,
+    decode_message,
+    encode_batch,
+    iter_message,
+    parse_timestamp_ms,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "events" / "examples"
 VALID = sorted((EXAMPLES / "valid").glob("*.json"))
@@ -88,3 +96,24 @@ def test_single_object_message_and_garbage() -> None:
     (rejected,) = iter_message(b"\xff\xfe garbage")
     assert isinstance(rejected, Rejected) and rejected.raw == b"\xff\xfe garbage"
     assert rejected.error.reason == "malformed"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        encode_batch([_event(1), _event(2), _event(3)]),
+        orjson.dumps([_event(1).to_dict(), {"event_id": "bad", "type": "poke"}, _event(2).to_dict(), 7]),
+        _event(4).to_json(),
+        orjson.dumps({"event_id": "bad"}),
+        b"\xff\xfe garbage",
+        b"[]",
+    ],
+    ids=["all-valid", "mixed", "single", "single-invalid", "garbage", "empty"],
+)
+def test_decode_message_agrees_with_iter_message(raw: bytes) -> None:
+    valid, rejected = decode_message(raw)
+    items = list(iter_message(raw))
+    assert valid == [i for i in items if isinstance(i, Interaction)]
+    assert [(r.raw, str(r.error), r.error.reason) for r in rejected] == [
+        (i.raw, str(i.error), i.error.reason) for i in items if isinstance(i, Rejected)
+    ]

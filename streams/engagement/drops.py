@@ -10,10 +10,14 @@ every other known account; :meth:`DropDetector.skip_hour` instead declares an ho
 * ``S``, the seasonal reference: for each of the previous ``weeks`` (4) weeks, the count at the same
   hour of the week, smoothed 1/4-1/2-1/4 with its neighbouring hours but never above the sample
   itself (so a trough, or Sunday 23:00 next to Monday 00:00, is not lifted) nor more than its Poisson
-  noise ``√n`` below it (so an outage in the neighbouring hour does not drag it), then the *lower median*
-  across weeks (with 2 weeks the smaller, with 4 the second smallest). Same hour-of-week carries both
-  daily and weekly seasonality (weekend nights compare with weekend nights); the lower median ignores
-  a past outage, holiday or viral spike and errs on the side of not paging.
+  noise ``√n`` below it (so an outage in the neighbouring hour does not drag it); then the *mean of the
+  weeks consistent with their lower median* (with 2 weeks the smaller, with 4 the second smallest;
+  consistent: within 1.5× + 3√n of it). Same hour-of-week carries both daily and weekly seasonality
+  (weekend nights compare with weekend nights); the lower median ignores a past outage, holiday or viral
+  spike and errs on the side of not paging, and averaging the weeks that agree with it removes most of
+  one sample's noise. While only one reference week exists, ``S`` is the median of that week's sample
+  and the same hour on each of the previous six days scaled by day totals (that day vs. this weekday
+  last week): one week is a single noisy sample per hour, six days of the same daily shape are more.
 * ``L``, the level: an EWMA (half-life ``level_half_life_hours``, 72 h) of recent counts over an
   EWMA of their seasonal references, clamped to ``level_bounds`` and shrunk towards 1 until the EWMA
   has seen enough hours. It follows growth or decline faster than the four-week median; counts are
@@ -36,6 +40,8 @@ hour or a drop not yet alerted is not taken for noise; frozen while an alert is 
   large accounts alert at almost exactly ``threshold`` and small or noisy ones need stronger
   evidence. Two hours is the detection deadline, hence the one- and two-hour windows; the two-hour
   sum is the cumulative test (a persisting drop halves twice the count, far less likely as noise).
+  The two-hour window only needs its *mean* baseline ≥ ``min_baseline`` (and its first hour's), so a
+  drop whose second hour's baseline dips just under the minimum still opens.
 
 **Resolving** (hysteresis): a drop resolves after ``resolve_hours`` consecutive eligible hours at
 ≥ ``resolve_ratio × B``; a silence resolves at the first hour with an interaction (and may hand over
@@ -321,7 +327,8 @@ def _evaluate(
         if (
             not after_silence
             and 0 < observed <= rule.resolve_ratio * baseline
-            and min(state.prev_baseline, baseline + state.prev_baseline - rule.min_baseline) >= rule.min_baseline
+            and state.prev_baseline >= rule.min_baseline
+            and baseline + state.prev_baseline >= 2 * rule.min_baseline
             and _two_hours_low(rule, state, observed, baseline)
         ):
             change(DROP, OPENED)

@@ -10,10 +10,14 @@ every other known account; :meth:`DropDetector.skip_hour` instead declares an ho
 * ``S``, the seasonal reference: for each of the previous ``weeks`` (4) weeks, the count at the same
   hour of the week, smoothed 1/4-1/2-1/4 with its neighbouring hours but never above the sample
   itself (so a trough, or Sunday 23:00 next to Monday 00:00, is not lifted) nor more than its Poisson
-  noise ``√n`` below it (so an outage in the neighbouring hour does not drag it), then the *lower median*
-  across weeks (with 2 weeks the smaller, with 4 the second smallest). Same hour-of-week carries both
-  daily and weekly seasonality (weekend nights compare with weekend nights); the lower median ignores
-  a past outage, holiday or viral spike and errs on the side of not paging.
+  noise ``√n`` below it (so an outage in the neighbouring hour does not drag it); then the *mean of the
+  weeks consistent with their lower median* (with 2 weeks the smaller, with 4 the second smallest;
+  consistent: within 1.5× + 3√n of it). Same hour-of-week carries both daily and weekly seasonality
+  (weekend nights compare with weekend nights); the lower median ignores a past outage, holiday or viral
+  spike and errs on the side of not paging, and averaging the weeks that agree with it removes most of
+  one sample's noise. While only one reference week exists, ``S`` is the median of that week's sample
+  and the same hour on each of the previous six days scaled by day totals (that day vs. this weekday
+  last week): one week is a single noisy sample per hour, six days of the same daily shape are more.
 * ``L``, the level: an EWMA (half-life ``level_half_life_hours``, 72 h) of recent counts over an
   EWMA of their seasonal references, clamped to ``level_bounds`` and shrunk towards 1 until the EWMA
   has seen enough hours. It follows growth or decline faster than the four-week median; counts are
@@ -36,6 +40,8 @@ hour or a drop not yet alerted is not taken for noise; frozen while an alert is 
   large accounts alert at almost exactly ``threshold`` and small or noisy ones need stronger
   evidence. Two hours is the detection deadline, hence the one- and two-hour windows; the two-hour
   sum is the cumulative test (a persisting drop halves twice the count, far less likely as noise).
+  The two-hour window only needs its *mean* baseline ≥ ``min_baseline`` (and its first hour's), so a
+  drop whose second hour's baseline dips just under the minimum still opens.
 
 **Resolving** (hysteresis): a drop resolves after ``resolve_hours`` consecutive eligible hours at
 ≥ ``resolve_ratio × B``; a silence resolves at the first hour with an interaction (and may hand over
@@ -53,6 +59,7 @@ window level that lags a drop by days, so alerts are on the hourly substantive r
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -77,6 +84,8 @@ OPENED: Final = "opened"
 RESOLVED: Final = "resolved"
 _SMOOTHING: Final = ((-1, 0.25), (0, 0.5), (1, 0.25))
 _SPIKE_CAP: Final = 2.0
+_CONSISTENT_RATIO: Final = 1.5  # two weekly references further apart than this (+3√n) disagree
+_DAILY_UNTIL_WEEKS: Final = 2  # blend in the previous days' same hour while fewer reference weeks exist
 
 
 @dataclass(frozen=True)
@@ -118,31 +127,23 @@ class DropRule:
 
     def seasonal(self, state: AccountState, hour: int) -> float | None:
         """The seasonal reference ``S`` for ``hour`` from the ring, or None without a previous week."""
-        per_week: list[float] = []
-        for week in range(1, self.weeks + 1):
-            centre = hour - week * HOURS_PER_WEEK
-            total = weight = 0.0
-            for offset, w in _SMOOTHING:
-                value = state.count_at(centre + offset)
-                if value is not None:
-                    total += w * value
-                    weight += w
-            if weight < 0.5:
-                continue
-            # Smoothing halves the noise of one sample but would lift a trough, or the hour before a step
-            # up (Sunday 23:00 next to Monday 00:00), above its true level: never exceed the sample itself.
-            # Nor go more than the sample's own Poisson noise (√n) below it: an outage in the neighbouring
-            # hour of that week must not drag the reference down.
-            sample = state.count_at(centre)
-            smoothed = total / weight
-            if sample is not None:
-                smoothed = max(sample - math.sqrt(sample), min(sample, smoothed))
-            per_week.append(smoothed)
+        per_week = [
+            ref
+            for week in range(1, self.weeks + 1)
+            if (ref := _reference(state, hour - week * HOURS_PER_WEEK)) is not None
+        ]
         if not per_week:
             return None
-        # The lower median: with two weeks the smaller one, so a spike in one week cannot make a normal
-        # hour look like a drop (a low week only costs sensitivity, which the level factor restores).
-        return sorted(per_week)[(len(per_week) - 1) // 2]
+        centre = _consistent_mean(per_week)
+        if len(per_week) >= _DAILY_UNTIL_WEEKS:
+            return centre
+        # One reference week is one noisy sample per hour. Until a second week exists, the same hour of
+        # the previous six days, each scaled by how that weekday's total compares with this weekday's
+        # last week, are six more samples of the same daily shape: their median with the week's sample.
+        daily = _daily_references(state, hour)
+        if len(daily) < 3:
+            return centre
+        return statistics.median([centre, *daily])
 
     def baseline(self, state: AccountState, hour: int) -> float | None:
         """The baseline ``B = S × L`` for ``hour``, or None without a previous week."""
@@ -169,6 +170,72 @@ class DropRule:
         learnt = max(0.0, state.noise_num / state.noise_den) if state.noise_den > 0 else 0.0
         prior = self.dispersion**2
         return max(self.min_dispersion**2, state.level_weight * learnt + (1 - state.level_weight) * prior)
+
+
+def _reference(state: AccountState, centre: int) -> float | None:
+    """One week's sample at ``centre``, smoothed 1/4-1/2-1/4 with its neighbouring hours, or None."""
+    total = weight = 0.0
+    for offset, w in _SMOOTHING:
+        value = state.count_at(centre + offset)
+        if value is not None:
+            total += w * value
+            weight += w
+    if weight < 0.5:
+        return None
+    # Smoothing halves the noise of one sample but would lift a trough, or the hour before a step
+    # up (Sunday 23:00 next to Monday 00:00), above its true level: never exceed the sample itself.
+    # Nor go more than the sample's own Poisson noise (√n) below it: an outage in the neighbouring
+    # hour of that week must not drag the reference down.
+    sample = state.count_at(centre)
+    smoothed = total / weight
+    if sample is not None:
+        smoothed = max(sample - math.sqrt(sample), min(sample, smoothed))
+    return smoothed
+
+
+def _consistent(low: float, high: float) -> bool:
+    """Whether two references of the same hour could be the same rate (not a spike or an outage)."""
+    return high <= _CONSISTENT_RATIO * low + 3 * math.sqrt(low)
+
+
+def _consistent_mean(values: list[float]) -> float:
+    """The mean of the weekly references consistent with their lower median.
+
+    The lower median (with two weeks the smaller, with four the second smallest) is robust: one week's
+    spike cannot make a normal hour look like a drop, and once half the weeks are low the account has
+    changed. Averaging it with every week that could be the same rate (a spike or an outage could not)
+    then takes the noise of a single sample out of the reference.
+    """
+    ordered = sorted(values)
+    centre = ordered[(len(ordered) - 1) // 2]
+    kept = [v for v in ordered if _consistent(min(v, centre), max(v, centre))]
+    return sum(kept) / len(kept)
+
+
+def _day_total(state: AccountState, day: int) -> int | None:
+    """Substantive interactions of the UTC day ``day``, or None unless all 24 hours are known."""
+    total = 0
+    for hour in range(day * 24, day * 24 + 24):
+        value = state.count_at(hour)
+        if value is None:
+            return None
+        total += value
+    return total
+
+
+def _daily_references(state: AccountState, hour: int) -> list[float]:
+    """The same hour on each of the previous six days, scaled to this weekday by day totals."""
+    day = hour // 24
+    this_weekday = _day_total(state, day - 7)
+    if not this_weekday:
+        return []
+    references = []
+    for back in range(1, 7):
+        total = _day_total(state, day - back)
+        reference = _reference(state, hour - 24 * back) if total else None
+        if total and reference is not None:
+            references.append(reference * this_weekday / total)
+    return references
 
 
 def _hour_end_ms(hour: int) -> int:
@@ -255,6 +322,16 @@ def _evaluate(
             return alerts
 
     if not eligible:
+        # The two-hour window is judged on its own expected volume: an hour whose baseline dips just
+        # under the minimum, after one above it, still completes a two-hour drop averaging above it.
+        if (
+            not after_silence
+            and 0 < observed <= rule.resolve_ratio * baseline
+            and state.prev_baseline >= rule.min_baseline
+            and baseline + state.prev_baseline >= 2 * rule.min_baseline
+            and _two_hours_low(rule, state, observed, baseline)
+        ):
+            change(DROP, OPENED)
         return alerts
     if observed == 0:
         change(SILENCE, OPENED)

@@ -220,7 +220,8 @@ def test_an_alert_left_open_when_the_account_stops_being_alertable_resolves() ->
     detector = DropDetector(rule)
     s = PEAK_TUESDAY
     # The account falls to 2/h for good: the drop stays open (a level frozen while open cannot learn
-    # the drop) until the four-week lower median follows, then resolves once no hour is alertable.
+    # the drop) until the weekly references follow (their lower median, once two of four weeks are
+    # low), then resolves once no hour is alertable.
     alerts = feed(detector, range(s + 3 * WEEK), change=lambda h, c: 2 if h >= s else c)
     assert [(a.kind, a.state) for a in alerts] == [("drop", "opened"), ("drop", "resolved")]
     opened, resolved = alerts
@@ -284,7 +285,7 @@ def test_encoding_round_trips_and_does_not_change_decisions(counts: list[int | N
 
 @pytest.mark.parametrize(
     ("dispersion", "min_recall", "min_precision"),
-    [(0.0, 0.95, 0.965), (drop_eval.DISPERSION, 0.86, 0.96)],
+    [(0.0, 0.96, 0.985), (drop_eval.DISPERSION, 0.925, 0.96)],
     ids=["poisson", "overdispersed"],
 )
 def test_labelled_benchmark(dispersion: float, min_recall: float, min_precision: float) -> None:
@@ -305,11 +306,11 @@ def test_labelled_benchmark(dispersion: float, min_recall: float, min_precision:
         if o.event.rate_at_start >= 40 and (o.event.kind == "silence" or o.event.depth >= 0.8)
     ]
     assert len(clear) >= 50 and all(o.caught_2h for o in clear), [o for o in clear if not o.caught_2h]
-    if not dispersion:
-        # Under Poisson noise a miss is never a clear case: the realised counts were either ambiguous
-        # (an oracle knowing the true rate could not tell them from noise) or the four reference weeks
-        # were themselves low (evidence ~1e-7 against the true rate, much weaker against the baseline).
-        assert all(o.caught_2h for o in eligible if o.evidence < 1e-8)
+    # A miss with evidence below 1e-6 is a clear drop (an oracle knowing the true rate would call it).
+    # Under Poisson noise there is none left; over-dispersed, two (measured: one 52% drop in the second
+    # week, one 89% drop whose second hour's baseline fell under the minimum volume).
+    clear_misses = [o for o in eligible if not o.caught_2h and o.evidence < 1e-6]
+    assert len(clear_misses) <= (2 if dispersion else 0), clear_misses
     # Pure seasonality with noise: at most one false alert per 20 account-weeks.
     assert report.false_alerts.get("pure", 0) <= report.account_weeks["pure"] / 20
 

@@ -78,8 +78,8 @@ class FaustOutputs:
             out += [(p, None, heartbeat) for p in range(self._partitions)]
         await send_records(self._producer(), self._topics.account_hours, out)
 
-    async def sync_state(self) -> None:
-        await send_records(self._producer(), self._changelog_topic, self._changelog.take())
+    async def sync_state(self, partition: int) -> None:
+        await send_records(self._producer(), self._changelog_topic, self._changelog.take(partition))
 
 
 @dataclass
@@ -146,13 +146,21 @@ class WorkerRuntime:
 
     async def maybe_flush(self, *, force: bool = False) -> None:
         due = force or time.monotonic() - self.last_flush >= self.settings.commit_interval_ms / 1000
-        for runner in list(self.runners.values()):
-            if runner.may_flush and (due or runner.replay_ready):
-                handles = await runner.flush(
+        ready = [r for r in self.runners.values() if r.may_flush and (due or r.replay_ready)]
+        # Partitions flush concurrently: each waits for Kafka acks of its own records only (its own
+        # changelog partition, see ChangelogBuffer), so their round trips overlap instead of adding
+        # up; the CPU parts still run one at a time on this loop, and the sink serialises its inserts.
+        results = await asyncio.gather(
+            *(
+                runner.flush(
                     self.view(runner.partition), self.outputs, self.sink, self.backoff, self.on_paused
                 )
-                for handle in handles:
-                    handle.ack()
+                for runner in ready
+            )
+        )
+        for handles in results:
+            for handle in handles:
+                handle.ack()
         if due:
             self.last_flush = time.monotonic()
             self.metrics.commits.inc()

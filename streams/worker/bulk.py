@@ -40,14 +40,26 @@ async def send_records(producer: Any, topic: str, records: Iterable[Record]) -> 
 
 
 class ChangelogBuffer:
-    """Changelog records of the state table since the last :meth:`take`, by partition, in write order."""
+    """Changelog records of the state table since the last :meth:`take`, by partition, in write order.
+
+    Kept per partition so that partitions flushing concurrently each send (and wait for) only their own
+    records: a flush's "durable before the next step" must not be satisfied by another partition's send
+    that carried its records while still in flight.
+    """
 
     def __init__(self) -> None:
-        self._records: list[Record] = []
+        self._records: dict[int, list[Record]] = {}
 
     def add(self, partition: int, key: bytes, value: bytes | None) -> None:
-        self._records.append((partition, key, value))
+        records = self._records.get(partition)
+        if records is None:
+            records = self._records[partition] = []
+        records.append((partition, key, value))
 
-    def take(self) -> list[Record]:
-        records, self._records = self._records, []
+    def take(self, partition: int | None = None) -> list[Record]:
+        """The records of ``partition`` (of every partition if None), removed from the buffer."""
+        if partition is not None:
+            return self._records.pop(partition, [])
+        records = [record for items in self._records.values() for record in items]
+        self._records = {}
         return records

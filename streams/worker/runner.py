@@ -45,8 +45,8 @@ class OutputPort(Protocol):
         """Per-account partials keyed by account; the heartbeat goes to every partition."""
         ...
 
-    async def sync_state(self) -> None:
-        """Wait until every state-table write so far is durable in its changelog."""
+    async def sync_state(self, partition: int) -> None:
+        """Wait until every state-table write of ``partition`` so far is durable in its changelog."""
         ...
 
 
@@ -250,7 +250,7 @@ class PartitionRunner:
         # 0. intent
         meta.pending, meta.pending_seq, meta.pending_token = end, seq, token
         table[key] = meta.encode()
-        await out.sync_state()
+        await out.sync_state(self.partition)
         # 1. sink, retried with backoff while ClickHouse cannot take it (consumption waits meanwhile)
         batch = SinkBatch(
             token,
@@ -261,11 +261,10 @@ class PartitionRunner:
             outputs.alerts,
         )
         await _write_with_retry(sink, batch, backoff, self.metrics, on_paused)
-        # 2. flags and dead letters
+        # 2. flags, per-account partials and dead letters, sent together (one round trip, not three)
+        sends = []
         if outputs.transitions:
-            await out.send_flags([transition_record(t) for t in outputs.transitions])
-            for transition in outputs.transitions:
-                self.metrics.transitions.labels(transition.kind).inc()
+            sends.append(out.send_flags([transition_record(t) for t in outputs.transitions]))
         records, heartbeat = account_hour_records(
             outputs,
             partition=self.partition,
@@ -275,7 +274,19 @@ class PartitionRunner:
             lateness_ms=self.lateness_ms,
         )
         if records or heartbeat:
-            await out.send_account_hours(records, heartbeat)
+            sends.append(out.send_account_hours(records, heartbeat))
+        dead, self.dlq = self.dlq, []
+        if dead:
+            sends.append(out.send_dlq([record for _, record in dead], self.partition))
+        try:
+            await asyncio.gather(*sends)
+        except BaseException:
+            self.dlq = dead + self.dlq  # not acknowledged: kept for the retry of this flush
+            raise
+        for transition in outputs.transitions:
+            self.metrics.transitions.labels(transition.kind).inc()
+        for reason, _ in dead:
+            self.metrics.dlq_messages.labels(reason).inc()
         if self.late_in_interval:
             log.warning(
                 "partition %d: %d late event(s) this interval; watermark %s, per topic %s, positions %s, "
@@ -288,11 +299,6 @@ class PartitionRunner:
                 self.highwater,
             )
             self.late_in_interval = 0
-        if self.dlq:
-            await out.send_dlq([record for _, record in self.dlq], self.partition)
-            for reason, _ in self.dlq:
-                self.metrics.dlq_messages.labels(reason).inc()
-            self.dlq = []
         # 3. actor states, then the dedup hashes, then progress. The order matters: a crash keeps a
         # prefix of these writes (one changelog partition), and a surviving dedup record must imply
         # that the states holding its events survived too, or a replay would drop them as duplicates.
@@ -311,7 +317,7 @@ class PartitionRunner:
         meta.flush_seq = self.engine.flush_seq
         meta.watermark_ms = self.engine.watermark_ms
         table[key] = meta.encode()
-        await out.sync_state()
+        await out.sync_state(self.partition)
         # 4. hand back what may be acknowledged now
         handles, self.handles = self.handles, []
         self.watermark_moved = False

@@ -113,7 +113,7 @@ class Outputs:
     async def send_account_hours(self, records: list[tuple[bytes, bytes]], heartbeat: bytes | None) -> None:
         self.hours.extend(value for _, value in records)
 
-    async def sync_state(self) -> None:
+    async def sync_state(self, partition: int) -> None:
         self.syncs += 1
         if self.crash_at == "state-partial" and self.syncs % 2 == 0:
             raise Crash  # before the state writes became durable: a random half survives

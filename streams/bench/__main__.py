@@ -48,7 +48,12 @@ def _sizes(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streams.bench")
-    parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", "1000000")))
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=int(os.environ.get("BENCH_EVENTS", "500000")),
+        help="pre-produced events for (a) and (c) (500k: the run also measures latency, state, recovery)",
+    )
     parser.add_argument(
         "--naive-events",
         type=int,

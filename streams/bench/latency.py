@@ -9,6 +9,14 @@ events, paced at ``rate`` events/s in 50 ms steps with at most 32 requests in fl
 ``occurred_at`` is restamped to the wall clock when it is sent, as live traffic would be (the generator
 runs event time thousands of times faster than wall time, which would make a slow probe late).
 
+The rate: 50% of the live pipeline's max, measured first in the same session, not the throughput
+figure (c): (c) runs the worker alone with ``--sink memory`` over pre-produced envelopes, while here
+the sender, ingest, the worker and chDB share the two cores, and (c)'s rate is beyond what this setup
+sustains. The max: a burst posted at (c)'s rate (or as fast as the sender gets) for ``burst_s``;
+events accepted ÷ time from its first request until the worker consumed them all. A burst is processed
+in larger flushes than steady traffic, so this max is optimistic; the latency run reports whether the
+worker kept up (``worker_events_per_s_during`` vs ``accepted_events_per_s``).
+
 Probes: every ``probe_every_s`` one extra webhook carrying a single like for a dedicated account
 (``bench-probe-NNNNN``). Its *accepted* time is when the sender read the 2xx answer (ingest answers
 only after Kafka acknowledged). Its *visible* time is logged by the worker's sink right after a

@@ -152,24 +152,35 @@ def measure(
 def write_changelog(
     store: dict[str, bytes], seq: int, watermark: int, bootstrap: str, topic: str, partitions: int
 ) -> int:
-    """Write ``store`` to the state table's changelog topic the way a worker's flushes leave it."""
-    from kafka import KafkaProducer
+    """Write ``store`` to the state table's changelog topic the way a worker's flushes leave it
+    (record batches through :func:`streams.worker.bulk.send_records`, progress records last)."""
+    import asyncio
 
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks=1, linger_ms=20, batch_size=512 * 1024, max_request_size=4 << 20
-    )
-    sent = 0
+    from aiokafka import AIOKafkaProducer
+
+    from streams.worker.bulk import Record, send_records
+
+    records: list[Record] = []
     for actor, value in store.items():
         key = actor.encode()
-        producer.send(topic, key=key, value=value, partition=partition_for(key, partitions))
-        sent += 1
+        records.append((partition_for(key, partitions), key, value))
     for partition in range(partitions):
         meta = PartitionMeta(flush_seq=seq, watermark_ms=watermark)
-        key = meta_key(partition, partitions).encode()
-        producer.send(topic, key=key, value=meta.encode(), partition=partition)
-    producer.flush()
-    producer.close()
-    return sent
+        records.append((partition, meta_key(partition, partitions).encode(), meta.encode()))
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks=-1, max_batch_size=512 * 1024, max_request_size=4 << 20
+        )
+        await producer.start()
+        try:
+            for start in range(0, len(records), 20_000):
+                await send_records(producer, topic, records[start : start + 20_000])
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    return len(store)
 
 
 def main(argv: list[str] | None = None) -> int:

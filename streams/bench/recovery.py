@@ -1,22 +1,29 @@
-"""Bytes per tracked pair and peak RSS at 1M and 5M pairs, and the recovery time of a restarted worker.
+"""Recovery time of a restarted worker holding N pairs of state (and the pairs rows, which share it).
 
 Pairs: ``python -m streams.bench.pairs N`` in a fresh process per size (see :mod:`streams.bench.pairs`).
 
-Recovery: the 1M-pair process also writes its state to the state table's changelog topic
+Recovery: the N-pair process also writes its state to the state table's changelog topic
 (``<group>-engagement-state-changelog``, four partitions) exactly as a worker's flushes leave it: one
-record per follower on its murmur2 partition and a progress record per partition, as if a worker of
-the group had built that state and stopped. A few probe events (new pairs on every partition, dated
-at the state's watermark) wait on the interaction topics. Then a fresh ``engage worker --sink memory``
-of that group starts; measured from the process start:
+record per follower on its murmur2 partition, in record batches, and a progress record per partition,
+as if a worker of the group had built that state and stopped. Then a fresh
+``engage worker --sink memory`` of that group starts while probe events trickle in (one like of a new
+follower per partition every 0.25 s, dated at the state's watermark), as live traffic would. Measured
+from the process start:
 
-- ``first_event_s``: until it consumed its first event. Faust starts the agents only once the table is
-  recovered, so this is recovery + group join + start-up. The throughput phase's worker reports the same
-  figure with an empty table (``start_to_first_event_s``), the baseline this is compared against.
-- ``all_partitions_s``: until it consumed the probes of every partition (every partition recovered,
-  its engine restored from the table, and processing).
+- ``first_event_s``: until a partition's runner restored its engine from the table and the worker
+  consumed an event. Faust starts the agents only once the table is recovered, so this is start-up +
+  group join + changelog read + one partition's restore. The throughput phase's worker reports the
+  same start → first event with an empty table (``start_to_first_event_s``): the baseline.
+- ``all_partitions_s``: until all four partitions' runners were restored and processing.
+- Faust's own milestones from its log (changelog read start/done, worker ready), for where time goes.
 
-Then the check: its ``engage_tracked_pairs`` reaches the 1M pairs plus the probes' new ones. The topics
-live in the embedded broker's memory: ~60 MB for 1M pairs, hence no recovery figure at 5M.
+Then the check: its ``engage_tracked_pairs`` reaches the N pairs plus the probes' new ones.
+
+Why a trickle rather than probes produced before the start: measured once with 1M pairs, a worker
+that found its probes already waiting did not consume them until a new message arrived (80 s after
+"Worker ready"); fetched with live traffic it starts at once. Not investigated further here.
+
+The topics live in the embedded broker's memory (~60 MB for 1M pairs), hence no recovery figure at 5M.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import gc
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -57,7 +57,10 @@ def _bootstrap(settings: Settings, embedded: bool) -> Iterator[str]:
         yield bootstrap
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def run(
+    args: argparse.Namespace, settings: Settings, *, wrap_sink: Callable[[Sink], Sink] | None = None
+) -> int:
+    """``wrap_sink``: decorate the sink (the benchmark's latency probe watches what lands in ClickHouse)."""
     from faust.worker import Worker
 
     from streams.worker.app import WorkerRuntime, create_app
@@ -73,6 +76,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     registry = CollectorRegistry()
     metrics = Metrics.create(registry)
     sink = create_sink(settings, metrics, args.sink)
+    if wrap_sink is not None:
+        sink = wrap_sink(sink)
     with _bootstrap(settings, args.embedded) as bootstrap:
         runtime.create_topics(settings, bootstrap)
         state = WorkerRuntime(settings, metrics, sink)

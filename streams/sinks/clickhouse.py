@@ -257,6 +257,18 @@ class ClickHouseSink:
                 if columns[0]:
                     self._insert(client, spec, columns, batch.token)
 
+    def query_rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """A read on the writer's own connection, serialised with its writes.
+
+        chDB lets one process open a data path, so a process that writes can read only through this
+        connection (the benchmark checks here when its latency probes became visible)."""
+        with self._lock:
+            client = self.open()
+            try:
+                return [tuple(row) for row in client.query(sql, parameters=parameters).result_rows]
+            except Exception as exc:
+                raise translate(exc, f"a query on database {self.database}") from exc
+
     def _insert(self, client: Any, spec: TableSpec, columns: list[list[Any]], token: str) -> None:
         rows = len(columns[0])
         what = f"insert of {rows} rows into {self.database}.{spec.name}"

@@ -69,6 +69,16 @@ def encode_account(aux: AccountHours, detector: bytes) -> bytes:
     return _HEADER.pack(_VERSION, len(encoded)) + encoded + detector
 
 
+def detector_part(raw: bytes | None) -> bytes:
+    """The detector state of an encoded value, without parsing the aux JSON (``b""`` if none)."""
+    if not raw:
+        return b""
+    version, length = _HEADER.unpack_from(raw)
+    if version != _VERSION:
+        raise ValueError(f"unknown drop-state version {version}")
+    return raw[_HEADER.size + length :]
+
+
 def decode_account(raw: bytes | None) -> tuple[AccountHours, bytes]:
     """``(aux, detector bytes)``; a missing value is an empty account."""
     if not raw:
@@ -131,7 +141,7 @@ class DetectorStore(MutableMapping[str, bytes]):
     def __getitem__(self, account: str) -> bytes:
         if is_internal_key(account):
             raise KeyError(account)
-        _, detector = decode_account(self.store[account])
+        detector = detector_part(self.store[account])
         if not detector:
             raise KeyError(account)
         return detector
@@ -156,7 +166,7 @@ class DetectorStore(MutableMapping[str, bytes]):
 
     def __iter__(self) -> Iterator[str]:
         for key in list(self.store):
-            if not is_internal_key(key) and self.get(key) is not None:
+            if not is_internal_key(key) and detector_part(self.store.get(key)):
                 yield key
 
     def __len__(self) -> int:

@@ -19,11 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from streams.bench.__main__ import _scrape, _settings
+from streams.bench.procs import bench_env, scrape
 from streams.bench.workload import bench_events
 from streams.embedded.broker import EmbeddedBroker, free_port
 from streams.producer import KafkaEventPublisher
 from streams.runtime import create_topics
+from streams.settings import Settings
 
 
 def _cpu_s(pid: int) -> float:
@@ -41,7 +42,8 @@ def main() -> int:
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
-        settings, env = _settings(broker.bootstrap, Path(tmp), "prof.")
+        env = bench_env(broker.bootstrap, Path(tmp), "prof.")
+        settings = Settings.from_env(env)
         create_topics(settings, broker.bootstrap)
         with KafkaEventPublisher(
             broker.bootstrap, settings.topics, settings.topic_partitions, max_batch=500
@@ -63,7 +65,7 @@ def main() -> int:
             while True:
                 time.sleep(0.25)
                 try:
-                    last = _scrape(port)
+                    last = scrape(port)
                 except OSError:
                     continue
                 done = last.get("engage_events_consumed_total", 0) + last.get(
@@ -82,12 +84,12 @@ def main() -> int:
                 if done >= args.events:
                     break
             commits = last.get("engage_offset_commits_total", 0)
-            while _scrape(port).get("engage_offset_commits_total", 0) <= commits + 1:
+            while scrape(port).get("engage_offset_commits_total", 0) <= commits + 1:
                 time.sleep(0.1)
             assert started is not None
             elapsed = time.perf_counter() - started
             cpu = _cpu_s(proc.pid) - cpu_started
-            final = _scrape(port)
+            final = scrape(port)
             print(
                 f"{args.events / elapsed:,.0f} events/s; {cpu / args.events * 1e6:.1f} CPU µs/event; "
                 f"changelog/event {final.get('engage_changelog_writes_total', 0) / args.events:.3f}"

@@ -94,6 +94,7 @@ class WorkerRuntime:
     changelog: ChangelogBuffer = field(default_factory=ChangelogBuffer)
     runners: dict[int, PartitionRunner] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sink_turn: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_flush: float = field(default_factory=time.monotonic)
     backoff: Backoff = field(init=False)
     on_paused: Callable[[bool], None] = lambda paused: None
@@ -153,7 +154,12 @@ class WorkerRuntime:
         results = await asyncio.gather(
             *(
                 runner.flush(
-                    self.view(runner.partition), self.outputs, self.sink, self.backoff, self.on_paused
+                    self.view(runner.partition),
+                    self.outputs,
+                    self.sink,
+                    self.backoff,
+                    self.on_paused,
+                    self.sink_turn,
                 )
                 for runner in ready
             )

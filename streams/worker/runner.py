@@ -235,6 +235,7 @@ class PartitionRunner:
         sink: Sink,
         backoff: Backoff,
         on_paused: Callable[[bool], None] = lambda paused: None,
+        sink_turn: asyncio.Lock | None = None,
     ) -> list[Any]:
         """Run the five steps of :mod:`streams.worker.meta`; return the message handles to acknowledge."""
         key = meta_key(self.partition, self.partitions)
@@ -260,7 +261,13 @@ class PartitionRunner:
             outputs.scores,
             outputs.alerts,
         )
-        await _write_with_retry(sink, batch, backoff, self.metrics, on_paused)
+        if sink_turn is None:
+            await _write_with_retry(sink, batch, backoff, self.metrics, on_paused)
+        else:
+            # Partitions flushing concurrently take turns at the sink: one retry loop at a time, so the
+            # shared backoff and the paused gauge describe one outage, not several interleaved ones.
+            async with sink_turn:
+                await _write_with_retry(sink, batch, backoff, self.metrics, on_paused)
         # 2. flags, per-account partials and dead letters, sent together (one round trip, not three)
         sends = []
         if outputs.transitions:

@@ -26,51 +26,6 @@ class Aggregates:
         self.accounts: dict[AccountKey, AccountMinute] = {}
         self.posts: dict[PostKey, PostMinute] = {}
 
-    def add_event(
-        self,
-        event_type: str,
-        account_id: str,
-        platform: str,
-        post_id: str | None,
-        at_ms: int,
-        substantive: bool,
-    ) -> None:
-        """One event's counts (the engine's hot loop does the same inline)."""
-        minute = at_ms - at_ms % MINUTE_MS
-        key = (account_id, platform, minute)
-        row = self.accounts.get(key)
-        if row is None:
-            row = self.accounts[key] = AccountMinute(account_id, platform, minute)
-        if event_type == "like":
-            row.likes += 1
-            row.passive += 1
-        elif event_type == "comment":
-            row.comments += 1
-            row.active += 1
-        elif event_type == "share":
-            row.shares += 1
-            row.active += 1
-        elif event_type == "follow":
-            row.follows += 1
-            row.passive += 1
-        elif event_type == "unfollow":
-            row.unfollows += 1
-        if substantive:
-            row.substantive += 1
-        if post_id is not None and event_type in ("like", "comment", "share"):
-            post_key = (account_id, platform, post_id, minute)
-            post = self.posts.get(post_key)
-            if post is None:
-                post = self.posts[post_key] = PostMinute(account_id, platform, post_id, minute)
-            if event_type == "like":
-                post.likes += 1
-            elif event_type == "comment":
-                post.comments += 1
-                if substantive:
-                    post.substantive_comments += 1
-            else:
-                post.shares += 1
-
     def add_transition(self, kind: str, account_id: str, platform: str, at_ms: int) -> None:
         minute = at_ms - at_ms % MINUTE_MS
         key = (account_id, platform, minute)

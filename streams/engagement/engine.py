@@ -256,51 +256,44 @@ class PartitionEngine:
             if auto and at > wm:
                 wm = at
                 final = at - lateness
-            # Aggregates (as Aggregates.add_event does).
+            # Aggregates: the interval's AccountMinute / PostMinute rows, counted in place.
             account, platform = event.account_id, event.platform
             row_key = (account, platform, minute)
             row = accounts.get(row_key)
             if row is None:
                 row = accounts[row_key] = AccountMinute(account, platform, minute)
-            post = event.post_id
             if kind == LIKE:
                 row.likes += 1
                 row.passive += 1
-                if post is not None:
-                    post_key = (account, platform, post, minute)
-                    post_row = posts.get(post_key)
-                    if post_row is None:
-                        post_row = posts[post_key] = PostMinute(account, platform, post, minute)
-                    post_row.likes += 1
             elif kind == COMMENT:
                 row.comments += 1
                 row.active += 1
-                if substantive:
-                    row.substantive += 1
-                if post is not None:
-                    post_key = (account, platform, post, minute)
-                    post_row = posts.get(post_key)
-                    if post_row is None:
-                        post_row = posts[post_key] = PostMinute(account, platform, post, minute)
-                    post_row.comments += 1
-                    if substantive:
-                        post_row.substantive_comments += 1
             elif kind == SHARE:
                 row.shares += 1
                 row.active += 1
-                if substantive:
-                    row.substantive += 1
-                if post is not None:
-                    post_key = (account, platform, post, minute)
-                    post_row = posts.get(post_key)
-                    if post_row is None:
-                        post_row = posts[post_key] = PostMinute(account, platform, post, minute)
-                    post_row.shares += 1
             elif kind == FOLLOW:
                 row.follows += 1
                 row.passive += 1
             else:
                 row.unfollows += 1
+                ok += 1
+                continue  # no post, never substantive
+            if substantive:
+                row.substantive += 1
+            post = event.post_id
+            if post is not None and kind != FOLLOW:
+                post_key = (account, platform, post, minute)
+                post_row = posts.get(post_key)
+                if post_row is None:
+                    post_row = posts[post_key] = PostMinute(account, platform, post, minute)
+                if kind == LIKE:
+                    post_row.likes += 1
+                elif kind == COMMENT:
+                    post_row.comments += 1
+                    if substantive:
+                        post_row.substantive_comments += 1
+                else:
+                    post_row.shares += 1
             ok += 1
         self._wm, self._final = wm, final
         if remembered:

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from streams.errors import InvalidEvent, MalformedPayload, WebhookRejected
-from streams.events import EVENT_TYPES, POST_TYPES, decode_object, load_schema
+from streams.events import decode_object
 from streams.ingest.adapters.base import (
     Context,
     JsonAdapter,
@@ -29,15 +29,6 @@ from streams.ingest.adapters.base import (
     require_signature,
 )
 
-_PROPS = load_schema()["properties"]
-_MAX_ID, _MAX_ACCOUNT, _MAX_ACTOR, _MAX_POST, _MAX_TEXT, _MAX_AT = (
-    _PROPS["event_id"]["maxLength"],
-    _PROPS["account_id"]["maxLength"],
-    _PROPS["actor_id"]["maxLength"],
-    _PROPS["post_id"]["maxLength"],
-    _PROPS["text"]["maxLength"],
-    _PROPS["occurred_at"]["oneOf"][1]["maximum"],
-)
 _CANONICAL_KEYS = 8  # event_id type platform account_id actor_id post_id text occurred_at
 
 SIGNATURE_HEADER = "X-Signature-256"
@@ -66,7 +57,6 @@ class GenericAdapter(JsonAdapter):
     def __init__(self, tolerance_ms: int) -> None:
         self._tolerance_ms = tolerance_ms
         # Platforms the decoder accepted before (its pattern check is a regex); bounded.
-        self._platforms: set[str] = set()
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes, secret: str, now_ms: int) -> None:
         provided = require_signature(headers, SIGNATURE_HEADER)
@@ -114,54 +104,35 @@ class GenericAdapter(JsonAdapter):
     def map_canonical(self, payload: Any) -> tuple[list[dict[str, Any]], list[Unmappable]]:
         """Like :meth:`map`, but each valid event as its canonical JSON object, not an ``Interaction``.
 
-        The ingest hot path: an element that already *is* a canonical object (exactly the eight
-        fields, integer ``occurred_at``, every limit of the schema met) is passed on as parsed, with
-        no object built and nothing re-encoded one event at a time; the envelope is then one
-        ``orjson.dumps`` of the group. Anything else goes through the decoder and its ``to_dict()``,
-        so the output is always what :func:`~streams.events.decode_object` accepts, with the same
-        values (``tests/unit/ingest/test_canonical.py`` checks the two agree on generated documents).
+        The ingest hot path: every element is validated by :func:`~streams.events.decode_object` (one
+        validation, in one place); one that already *is* a canonical object (exactly the eight fields,
+        integer ``occurred_at``) is then passed on as parsed, nothing re-encoded one event at a time,
+        and the envelope is one ``orjson.dumps`` of the group. Anything else is passed on as the
+        decoded event's ``to_dict()`` (``tests/unit/ingest/test_canonical.py`` checks the two paths
+        agree on generated documents).
         """
         elements = payload if type(payload) is list else [payload]
         valid: list[dict[str, Any]] = []
         bad: list[Unmappable] = []
         append = valid.append
-        platforms = self._platforms
         for index, obj in enumerate(elements):
-            if type(obj) is dict and len(obj) == _CANONICAL_KEYS and "post_id" in obj and "text" in obj:
-                get = obj.get
-                event_id, event_type, platform = get("event_id"), get("type"), get("platform")
-                account_id, actor_id, post_id = get("account_id"), get("actor_id"), get("post_id")
-                text, at = get("text"), get("occurred_at")
-                if (
-                    type(event_id) is str
-                    and 0 < len(event_id) <= _MAX_ID
-                    and type(event_type) is str
-                    and event_type in EVENT_TYPES
-                    and type(platform) is str
-                    and platform in platforms
-                    and type(account_id) is str
-                    and 0 < len(account_id) <= _MAX_ACCOUNT
-                    and type(actor_id) is str
-                    and 0 < len(actor_id) <= _MAX_ACTOR
-                    and (
-                        (type(post_id) is str and 0 < len(post_id) <= _MAX_POST)
-                        or (post_id is None and event_type not in POST_TYPES)
-                    )
-                    and (text is None or (type(text) is str and len(text) <= _MAX_TEXT))
-                    and type(at) is int
-                    and 0 <= at <= _MAX_AT
-                ):
-                    append(obj)
-                    continue
             try:
                 event = decode_object(obj)
             except InvalidEvent as exc:
                 field = f" (field {exc.field})" if exc.field else ""
                 bad.append(Unmappable(exc.reason, f"element {index}{field}: {exc}", obj))
                 continue
-            if len(platforms) < 1024:
-                platforms.add(event.platform)
-            append(event.to_dict())
+            if (
+                type(obj) is dict
+                and len(obj) == _CANONICAL_KEYS
+                and "post_id" in obj
+                and "text" in obj
+                and type(obj["occurred_at"]) is int
+            ):
+                # Valid, exactly the eight fields, epoch milliseconds: it *is* event.to_dict().
+                append(obj)
+            else:
+                append(event.to_dict())
         return valid, bad
 
 

@@ -7,7 +7,7 @@ Recovery: the N-pair process also writes its state to the state table's changelo
 record per follower on its murmur2 partition, in record batches, and a progress record per partition,
 as if a worker of the group had built that state and stopped. Then a fresh
 ``engage worker --sink memory`` of that group starts while probe events trickle in (one like of a new
-follower per partition every 0.25 s, dated at the state's watermark), as live traffic would. Measured
+follower per partition every 0.25 s, a one-word comment so that it keeps a pair, dated at the state's watermark), as live traffic would. Measured
 from the process start:
 
 - ``first_event_s``: until a partition's runner restored its engine from the table and the worker
@@ -63,7 +63,7 @@ def pairs_subprocess(pairs: int, *extra: str, template: int | None = None) -> di
 
 
 def probe_events(round_: int) -> list[Interaction]:
-    """One like of a new follower per partition, dated at the restored state's watermark."""
+    """One one-word comment of a new follower per partition, dated at the restored state's watermark."""
     events: list[Interaction] = []
     seen: set[int] = set()
     i = 0
@@ -72,7 +72,10 @@ def probe_events(round_: int) -> list[Interaction]:
         partition = partition_for(actor.encode(), PARTITIONS)
         if partition not in seen:
             seen.add(partition)
-            events.append(Interaction(f"{actor}-e", "like", "generic", "acct00001", actor, "p", None, END_MS))
+            # A one-word comment: scored, so it keeps a pair (likes weigh 0 by default and keep none).
+            events.append(
+                Interaction(f"{actor}-e", "comment", "generic", "acct00001", actor, "p", "Nice!", END_MS)
+            )
         i += 1
     return events
 

@@ -139,6 +139,9 @@ def measure(
         "worker_peak_rss_mb": rss,
         **_faust_phases(worker.log_path.read_text(errors="replace"), worker.started_at),
     }
+    # who read the changelog: streams.worker.fast_recovery (a plain consumer) or Faust's record-by-record loop
+    log_text = worker.log_path.read_text(errors="replace")
+    recovery["changelog_reader"] = "plain consumer" if "] changelog read done: " in log_text else "faust"
     return state, recovery
 
 

@@ -18,7 +18,7 @@ import faust
 from aiokafka import AIOKafkaProducer
 from faust.types import TP
 
-from streams.embedded.broker import EmbeddedBroker, ensure_topics
+from streams.embedded.broker import EmbeddedBroker, ensure_topics, free_port
 from streams.worker import fast_recovery, highwater
 from streams.worker.bulk import send_records
 
@@ -175,3 +175,14 @@ def test_install_wraps_only_the_active_offsets_step(broker: EmbeddedBroker, tmp_
     asyncio.run(recovery._build_offsets(Earliest(), set(last), recovery.active_offsets, "active"))
     assert dict(recovery.active_offsets) == last
     assert dict(table.data.items()) == FINAL
+
+
+def test_a_failed_read_leaves_the_recovery_to_faust(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    topic = _changelog(broker)
+    app, table = _app(tmp_path, broker.bootstrap)
+    last = asyncio.run(_last_offsets(broker.bootstrap, topic))
+    recovery = _recovery_for(app, table, topic, last)
+    # nothing listens there: the plain consumer cannot start, and preload must not raise
+    asyncio.run(fast_recovery.preload(recovery, app.conf, f"127.0.0.1:{free_port()}", set(last)))
+    assert dict(recovery.active_offsets) == dict.fromkeys(last, -1)
+    assert recovery.need_recovery()

@@ -6,16 +6,17 @@ Recovery: the N-pair process also writes its state to the state table's changelo
 (``<group>-engagement-state-changelog``, four partitions) exactly as a worker's flushes leave it: one
 record per follower on its murmur2 partition, in record batches, and a progress record per partition,
 as if a worker of the group had built that state and stopped. Then a fresh
-``engage worker --sink memory`` of that group starts while probe events trickle in (one one-word comment
-of a new follower per partition every 0.25 s, dated at the state's watermark), as live traffic would. Measured
-from the process start:
+``engage worker --sink memory`` of that group starts while probe events trickle in (one one-word
+comment of a new follower per partition every 0.25 s, which keeps a pair as likes do not, dated at the
+state's watermark), as live traffic would. Measured from the process start:
 
 - ``first_event_s``: until a partition's runner restored its engine from the table and the worker
   consumed an event. Faust starts the agents only once the table is recovered, so this is start-up +
   group join + changelog read + one partition's restore. The throughput phase's worker reports the
   same start → first event with an empty table (``start_to_first_event_s``): the baseline.
 - ``all_partitions_s``: until all four partitions' runners were restored and processing.
-- Faust's own milestones from its log (changelog read start/done, worker ready), for where time goes.
+- milestones from the worker's log (changelog read start/done, by :mod:`streams.worker.fast_recovery` or
+  by Faust's own recovery; worker ready), for where time goes.
 
 Then the check: its ``engage_tracked_pairs`` reaches the N pairs plus the probes' new ones.
 
@@ -63,8 +64,7 @@ def pairs_subprocess(pairs: int, *extra: str, template: int | None = None) -> di
 
 
 def probe_events(round_: int) -> list[Interaction]:
-    """One one-word comment of a new follower per partition, dated at the restored state's watermark
-    (scored, so it makes a new pair; a like would not, since likes weigh 0 by default)."""
+    """One one-word comment of a new follower per partition, dated at the restored state's watermark."""
     events: list[Interaction] = []
     seen: set[int] = set()
     i = 0
@@ -73,6 +73,7 @@ def probe_events(round_: int) -> list[Interaction]:
         partition = partition_for(actor.encode(), PARTITIONS)
         if partition not in seen:
             seen.add(partition)
+            # A one-word comment: scored, so it keeps a pair (likes weigh 0 by default and keep none).
             events.append(
                 Interaction(f"{actor}-e", "comment", "generic", "acct00001", actor, "p", "Nice!", END_MS)
             )
@@ -138,6 +139,9 @@ def measure(
         "worker_peak_rss_mb": rss,
         **_faust_phases(worker.log_path.read_text(errors="replace"), worker.started_at),
     }
+    # who read the changelog: streams.worker.fast_recovery (a plain consumer) or Faust's record-by-record loop
+    log_text = worker.log_path.read_text(errors="replace")
+    recovery["changelog_reader"] = "plain consumer" if "] changelog read done: " in log_text else "faust"
     return state, recovery
 
 
@@ -148,15 +152,15 @@ def _recovered_lines(worker: Child) -> int:
 
 def _faust_phases(log: str, started_at: float) -> dict[str, float]:
     """Seconds from the process start to Faust's recovery milestones, from its log timestamps."""
-    marks = {
-        "changelog_read_start_s": "Restoring state from changelog topics",
-        "changelog_read_done_s": "Done reading from changelog topics",
-        "worker_ready_s": "[^Worker]: Ready",
+    marks = {  # Faust's own changelog read, or ours (streams.worker.fast_recovery)
+        "changelog_read_start_s": ("Restoring state from changelog topics", "] changelog read: "),
+        "changelog_read_done_s": ("Done reading from changelog topics", "] changelog read done: "),
+        "worker_ready_s": ("[^Worker]: Ready",),
     }
     found: dict[str, float] = {}
     for line in log.splitlines():
-        for name, text in marks.items():
-            if name not in found and text in line and line.startswith("["):
+        for name, texts in marks.items():
+            if name not in found and any(text in line for text in texts) and line.startswith("["):
                 stamp = datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").timestamp()
                 found[name] = stamp - started_at
     return found

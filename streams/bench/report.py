@@ -118,7 +118,8 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             (
                 f"recovery, {rec['pairs'] / 1e6:g}M pairs",
                 f"{rec['first_event_s']:.1f} s (all partitions {rec['all_partitions_s']:.1f} s)",
-                "fresh `engage worker` of the group, process start → first event processed: Faust read "
+                "fresh `engage worker` of the group, process start → first event processed: "
+                f"{'a plain consumer' if rec.get('changelog_reader') == 'plain consumer' else 'Faust'} read "
                 f"the {rec['changelog_records']:,}-record changelog in {read:.1f} s, then each partition "
                 f"restored its engine; {_num(rec['tracked_pairs'])} pairs tracked after, "
                 f"peak RSS {_num(rec['worker_peak_rss_mb'], ' MiB')}{versus}",

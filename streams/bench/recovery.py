@@ -22,7 +22,10 @@ Then the check: its ``engage_tracked_pairs`` reaches the N pairs plus the probes
 
 Why a trickle rather than probes produced before the start: measured once with 1M pairs, a worker
 that found its probes already waiting did not consume them until a new message arrived (80 s after
-"Worker ready"); fetched with live traffic it starts at once. Not investigated further here.
+"Worker ready"). The likely cause, found since: Faust cleared its queues at the end of recovery after
+its fetcher had already delivered waiting messages into them, so they were lost rather than late
+(fixed in :mod:`streams.worker.recovery_gate`). The trickle stays: it measures a restart under live
+traffic.
 
 The topics live in the embedded broker's memory (~60 MB for 1M pairs), hence no recovery figure at 5M.
 """

@@ -31,7 +31,7 @@ from streams.partitioning import partition_for
 from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import Sink
-from streams.worker import fast_recovery, highwater
+from streams.worker import fast_recovery, highwater, recovery_gate
 from streams.worker.bulk import ChangelogBuffer, Record, send_records
 from streams.worker.dedup_log import DEDUP_PREFIX
 from streams.worker.drop_wiring import register_stage2
@@ -210,6 +210,7 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
     )
     highwater.install(app.consumer, bootstrap)
     fast_recovery.install(app, bootstrap)  # changelogs read by a plain consumer, not record by record
+    recovery_gate.install(app)  # a backlog delivered while Faust finishes recovery is not dropped
     source = app.topic(*settings.topics.interactions, key_type=bytes, value_type=bytes)
     table = app.Table(
         TABLE_NAME, partitions=partitions, use_partitioner=True, key_type=bytes, value_type=bytes

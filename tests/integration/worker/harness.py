@@ -45,16 +45,25 @@ class WorkerEnv:
         return env
 
 
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
 class WorkerProcess:
-    def __init__(self, cfg: WorkerEnv, *, sink: str = "memory", log_name: str = "worker") -> None:
+    """``engage worker`` in a subprocess; ``module`` is the CLI module to run (``streams.cli``, or a test
+    entry point that wraps it)."""
+
+    def __init__(
+        self, cfg: WorkerEnv, *, sink: str = "memory", log_name: str = "worker", module: str = "streams.cli"
+    ) -> None:
         self.metrics_port = free_port()
         self.log_path = cfg.data_dir / f"{log_name}-{uuid.uuid4().hex[:6]}.log"
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--sink", sink, "--loglevel", "info"],
+            [sys.executable, "-m", module, "worker", "--sink", sink, "--loglevel", "info"],
             env=cfg.env(self.metrics_port),
             stdout=self.log_path.open("wb"),
             stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
         )
 
     def kill(self) -> None:
@@ -73,6 +82,14 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def metric(self, name: str) -> float:
+        """The sum of a metric's samples (over its labels) on ``/metrics``."""
+        total = 0.0
+        for line in self.metrics_text().splitlines():
+            if line.startswith((f"{name} ", f"{name}{{")):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
 
     def metrics_text(self) -> str:
         import urllib.request

@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--events",
         type=int,
-        default=int(os.environ.get("BENCH_EVENTS", "500000")),
-        help="pre-produced events for (a) and (c) (500k: the run also measures latency, state, recovery)",
+        default=int(os.environ.get("BENCH_EVENTS", "1000000")),
+        help="pre-produced events for (a) and (c), issue 4's 1M by default",
     )
     parser.add_argument(
         "--naive-events",

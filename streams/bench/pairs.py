@@ -42,6 +42,7 @@ from streams.bench.procs import peak_rss_mb
 from streams.engagement import PartitionEngine, Rule
 from streams.events import Interaction
 from streams.partitioning import partition_for
+from streams.runtime import WORKER_GC_THRESHOLDS
 from streams.settings import Settings
 from streams.worker.meta import PartitionMeta, meta_key
 
@@ -127,7 +128,7 @@ def measure(
     pairs: int, template_pairs: int = TEMPLATE_PAIRS
 ) -> tuple[dict[str, Any], dict[str, bytes], int, int]:
     """Build, restore and measure; returns (result, store, flush_seq, watermark)."""
-    gc.set_threshold(50_000, 20, 100)  # as the worker process does
+    gc.set_threshold(*WORKER_GC_THRESHOLDS)  # as the worker process does
     at_start = _rss_mb()
     started = time.perf_counter()
     store, seq, watermark = build_store(pairs, template_pairs)

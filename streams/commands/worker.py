@@ -67,11 +67,8 @@ def run(
 
     # The worker allocates many short-lived objects per event and keeps many long-lived ones (state);
     # CPython's default GC thresholds then spend about half the time in full collections (measured
-    # by the engine benchmark). Freeze what start-up created and collect young objects less often:
-    # a young collection also walks the interval's aggregate dicts (~0.9 rows per event in the bench
-    # mix), so at 50,000 allocations it cost 2.5 µs per event and at 200,000 0.4–0.6 µs (engine over
-    # 300k bench events, `gc.callbacks` timing, 13 vs 1 collections).
-    gc.set_threshold(200_000, 20, 100)
+    # by the engine benchmark). Freeze what start-up created and collect young objects less often.
+    gc.set_threshold(*runtime.WORKER_GC_THRESHOLDS)
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     registry = CollectorRegistry()
     metrics = Metrics.create(registry)

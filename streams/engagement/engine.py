@@ -21,8 +21,8 @@ Performance: the per-event path is an inlined loop (see :meth:`_ingest`); per co
 cost follows the number of distinct followers touched (one fold, one encode, one score row each).
 Pair times and pending contributions are tuples because a worker holding hundreds of thousands of
 cached pairs otherwise spends more time in the cyclic GC's full passes than in the rule; the worker
-process should also raise the GC thresholds (``gc.freeze()`` after start-up,
-``gc.set_threshold(50_000, 20, 100)``), which about doubles throughput (``tests/bench/bench_core.py``).
+process should also raise the GC thresholds (``gc.freeze()`` after start-up, then
+``streams.runtime.WORKER_GC_THRESHOLDS``), which about doubles throughput (``tests/bench/bench_core.py``).
 
 The flush protocol per commit interval is ``drain()`` → write outputs → ``dirty()`` (persists
 changed states, stamping ``flush_seq``) → commit offsets. After a crash, build the engine with the

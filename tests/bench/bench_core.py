@@ -25,6 +25,7 @@ from itertools import accumulate
 
 from streams.engagement import PartitionEngine, Rule
 from streams.events import Interaction
+from streams.runtime import WORKER_GC_THRESHOLDS
 
 BATCH = 5_000  # events decoded per batch, as a worker's take() would hand them over
 ACCOUNTS = 2_000
@@ -77,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=int, default=Rule().cache_max_actors, help="Rule.cache_max_actors")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument(
-        "--gc-freeze", action="store_true", help="gc.freeze() + gc.set_threshold(50_000, 20, 100)"
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() + the worker's thresholds (streams.runtime.WORKER_GC_THRESHOLDS)",
     )
     args = parser.parse_args(argv)
 
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     if args.gc_freeze:
         gc.freeze()
-        gc.set_threshold(50_000, 20, 100)
+        gc.set_threshold(*WORKER_GC_THRESHOLDS)
     for chunk in events(args.events, args.seed):
         start = 0
         while start < len(chunk):

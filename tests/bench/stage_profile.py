@@ -1,0 +1,158 @@
+"""Per-stage CPU of the worker's hot path, in process, without a broker (not a test: run it).
+
+    .venv/bin/python -m tests.bench.stage_profile [--events 500000] [--interval 64000] [--cprofile FILE]
+
+Encodes the benchmark mix into the envelopes the producer writes (per topic and partition, 500 events
+at most), then feeds them to one :class:`PartitionRunner` per partition exactly as the worker's agent
+does, flushing every partition after ``--interval`` events (the worker flushes once per commit
+interval: 1 s at ~64k events/s) into a plain dict table and an output port that only counts. Prints
+CPU µs per event of decoding + engine (``feed``) and of the flush, so a change to either can be
+measured in seconds, A/B in the same session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import logging
+import time
+
+from prometheus_client import CollectorRegistry
+
+from streams.bench.workload import bench_events
+from streams.engagement import PartitionEngine, Rule
+from streams.events import encode_batch
+from streams.metrics import Metrics
+from streams.partitioning import group_for_envelopes
+from streams.runtime import WORKER_GC_THRESHOLDS
+from streams.settings import Settings
+from streams.sinks.backoff import Backoff
+from streams.sinks.base import MemorySink
+from streams.worker.bulk import ChangelogBuffer
+from streams.worker.runner import PartitionRunner
+from streams.worker.state import PartitionView
+
+PARTITIONS = 4  # as in make bench
+
+
+class CountingPort:
+    def __init__(self, changelog: ChangelogBuffer) -> None:
+        self.flags = self.hours = self.dlq = self.changelog = 0
+        self._buffer = changelog
+
+    async def send_flags(self, records: list[tuple[bytes, bytes]]) -> None:
+        self.flags += len(records)
+
+    async def send_dlq(self, records: list[bytes], partition: int = 0) -> None:
+        self.dlq += len(records)
+
+    async def send_account_hours(self, records: list[tuple[bytes, bytes]], heartbeat: bytes | None) -> None:
+        self.hours += len(records)
+
+    async def sync_state(self, partition: int) -> None:
+        self.changelog += len(self._buffer.take(partition))
+
+
+def envelopes(events: int, settings: Settings) -> list[tuple[int, str, bytes]]:
+    """(partition, topic, value) as ``make bench`` produces them (the whole input grouped per topic and
+    partition, 500 events per envelope), in the order of their first event time, which is about the
+    order a catching-up consumer reads them in across topic-partitions."""
+    kinds = ("like", "comment", "share", "follow", "unfollow")
+    topic_for = {kind: settings.topics.for_type(kind) for kind in kinds}
+    out: list[tuple[int, int, str, bytes]] = []
+    groups = group_for_envelopes(bench_events(events, seed=1), PARTITIONS, topic_for)
+    for (topic, partition), group in groups.items():
+        for i in range(0, len(group), 500):
+            chunk = group[i : i + 500]
+            out.append((chunk[0].occurred_at_ms, partition, topic, encode_batch(chunk)))
+    out.sort(key=lambda item: item[0])
+    return [(partition, topic, value) for _, partition, topic, value in out]
+
+
+async def run(messages: list[tuple[int, str, bytes]], interval: int, settings: Settings) -> dict[str, float]:
+    metrics = Metrics.create(CollectorRegistry())
+    rule = Rule.from_settings(settings)
+    runners = []
+    tables: list[PartitionView] = []
+    shared: dict[bytes, bytes] = {}
+    changelog = ChangelogBuffer()
+    for partition in range(PARTITIONS):
+        # As the worker wires it: one shared table seen through a view per partition, writes buffered
+        # for the changelog, the watermark driven by the runner.
+        view = PartitionView(shared, partition, PARTITIONS, changelog)
+        engine = PartitionEngine(rule, view, write_store=False, auto_watermark=False)
+        runners.append(PartitionRunner.recover(partition, PARTITIONS, engine, view, "g", metrics))
+        tables.append(view)
+    port, sink, backoff = CountingPort(changelog), MemorySink(), Backoff()
+    # The whole input is "in Kafka" already: every topic-partition's high-water mark is known.
+    highwater: dict[tuple[int, str], int] = {}
+    for partition, topic, _ in messages:
+        highwater[partition, topic] = highwater.get((partition, topic), 0) + 1
+    for (partition, topic), count in highwater.items():
+        runners[partition].note_highwater(topic, count)
+    feed_s = flush_s = 0.0
+    offsets: dict[tuple[int, str], int] = {}
+    since = events = 0
+    process = time.process_time
+    for partition, topic, value in messages:
+        offset = offsets[partition, topic] = offsets.get((partition, topic), -1) + 1
+        started = process()
+        runners[partition].feed(topic, offset, value, None)
+        feed_s += process() - started
+        since += value.count(b'"event_id"')
+        if since >= interval:
+            events += since
+            since = 0
+            started = process()
+            for runner, table in zip(runners, tables, strict=True):
+                await runner.flush(table, port, sink, backoff)
+            flush_s += process() - started
+    events += since
+    started = process()
+    for runner, table in zip(runners, tables, strict=True):
+        await runner.flush(table, port, sink, backoff)
+    flush_s += process() - started
+    return {
+        "events": events,
+        "feed_s": feed_s,
+        "flush_s": flush_s,
+        "flags": port.flags,
+        "hours": port.hours,
+        "changelog": port.changelog,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=500_000)
+    parser.add_argument("--interval", type=int, default=64_000, help="events between flushes")
+    parser.add_argument("--cprofile", help="write a cProfile of the run to this file")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    settings = Settings.from_env({})
+    messages = envelopes(args.events, settings)
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*WORKER_GC_THRESHOLDS)
+    profiler = cProfile.Profile() if args.cprofile else None
+    if profiler:
+        profiler.enable()
+    result = asyncio.run(run(messages, args.interval, settings))
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(args.cprofile)
+    n = result["events"]
+    feed, flush = result["feed_s"] / n * 1e6, result["flush_s"] / n * 1e6
+    print(
+        f"{n:,.0f} events: feed {feed:.2f} µs/event, flush {flush:.2f} µs/event, total {feed + flush:.2f} "
+        f"({1e6 / (feed + flush):,.0f} events/s); flags {result['flags']:,}, "
+        f"account-hour records {result['hours']:,}, "
+        f"changelog/event {result['changelog'] / n:.3f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

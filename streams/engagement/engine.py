@@ -56,7 +56,7 @@ from streams.engagement.model import (
 from streams.engagement.rule import COMMENT, FOLLOW, LIKE, SHARE, Rule, count_words
 from streams.engagement.state import ActorState, PairState, decode, encode, event_hash
 from streams.engagement.timers import TimerIndex
-from streams.engagement.window import advance, expired, next_due, prune
+from streams.engagement.window import NEVER, advance, expired, next_due, prune
 from streams.events import Interaction
 
 OK: Final = "ok"
@@ -411,35 +411,56 @@ class PartitionEngine:
         return next_due(pair, horizon, rule.threshold, rule.window_ms, self._k, rule.score_floor)
 
     def _fire_timers(self) -> None:
+        """Evaluate every actor due before ``final``.
+
+        An actor is marked dirty only when the evaluation changed what a restart would compute: a
+        transition (the verdict and ``checked`` must be persisted with it) or an expired pair. A
+        pair evaluated without transition only advanced ``checked`` and shed times and hashes that
+        can no longer matter; the stored value, with its older ``checked``, evaluates to the same
+        verdicts after a restart (the points are re-checked, none flips), so rewriting it would
+        cost an encode and a changelog record for nothing. It is written with the actor's next
+        real change.
+        """
         rule = self.rule
-        final = self._final
+        final, k = self._final, self._k
         threshold, window, floor = rule.threshold, rule.window_ms, rule.score_floor
+        transitions, aggregates = self._transitions, self._aggregates
+        schedule, dirty = self._timers.schedule, self._dirty
         for actor in self._timers.pop_before(final):
             state = self._load(actor)
             if state is None:
                 continue
             start = state.checked
-            due: int | None = None
-            for account, pair in list(state.pairs.items()):
-                for kind, at, count in advance(pair, start, final, threshold, window):
-                    self._transitions.append(Transition(account, actor, kind, at, count, pair.platform))
-                    self._aggregates.add_transition(kind, account, pair.platform, at)
-                    self._engaged += 1 if kind == ENGAGED else -1
+            due = NEVER
+            changed = False
+            pairs = state.pairs
+            for account, pair in list(pairs.items()):
+                times = pair.times
+                # Below the threshold and not engaged, no point can flip the verdict.
+                if times and (pair.engaged or len(times) >= threshold):
+                    for kind, at, count in advance(pair, start, final, threshold, window):
+                        transitions.append(Transition(account, actor, kind, at, count, pair.platform))
+                        aggregates.add_transition(kind, account, pair.platform, at)
+                        self._engaged += 1 if kind == ENGAGED else -1
+                        changed = True
                 prune(pair, final, threshold, window)
-                if expired(pair, final, self._k, floor):
-                    del state.pairs[account]
+                if expired(pair, final, k, floor):
+                    del pairs[account]
                     self._tracked -= 1
+                    changed = True
                     # Its last change (kept in _changed_scores) is still emitted by drain(): whether
                     # it is must not depend on when flushes happened.
                     continue
-                pair_due = self._due(pair, final)
-                due = pair_due if due is None else min(due, pair_due)
+                pair_due = next_due(pair, final, threshold, window, k, floor)
+                if pair_due < due:
+                    due = pair_due
             state.checked = final
-            self._dirty.add(actor)
+            if changed:
+                dirty.add(actor)
             # An actor left without pairs stays cached, empty, until dirty() deletes it: reloading the
             # stale stored value meanwhile would resurrect what just expired.
-            if due is not None:
-                self._timers.schedule(actor, due)
+            if pairs:
+                schedule(actor, due)
 
     # --- output -------------------------------------------------------------------------------
 

@@ -33,6 +33,15 @@ def count_words(text: str | None, limit: int | None = None) -> int:
     """Words in ``text``; stops counting at ``limit`` (the caller only needs to know "at least")."""
     if not text:
         return 0
+    if limit:
+        # Common case first: the first ``limit`` tokens are all words. ``split(None, limit)`` stops
+        # splitting there, so a long comment is not cut into a list of every token.
+        head = text.split(None, limit)[:limit]
+        for token in head:
+            if _HAS_ALNUM(token) is None:
+                break
+        else:
+            return len(head)
     words = 0
     for token in text.split():
         if _HAS_ALNUM(token) is not None:

@@ -17,7 +17,10 @@ import asyncio
 import cProfile
 import gc
 import logging
+import pickle
+import tempfile
 import time
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
@@ -29,7 +32,7 @@ from streams.partitioning import group_for_envelopes
 from streams.runtime import WORKER_GC_THRESHOLDS
 from streams.settings import Settings
 from streams.sinks.backoff import Backoff
-from streams.sinks.base import MemorySink
+from streams.sinks.base import CountingSink
 from streams.worker.bulk import ChangelogBuffer
 from streams.worker.runner import PartitionRunner
 from streams.worker.state import PartitionView
@@ -85,7 +88,7 @@ async def run(messages: list[tuple[int, str, bytes]], interval: int, settings: S
         engine = PartitionEngine(rule, view, write_store=False, auto_watermark=False)
         runners.append(PartitionRunner.recover(partition, PARTITIONS, engine, view, "g", metrics))
         tables.append(view)
-    port, sink, backoff = CountingPort(changelog), MemorySink(), Backoff()
+    port, sink, backoff = CountingPort(changelog), CountingSink(), Backoff()
     # The whole input is "in Kafka" already: every topic-partition's high-water mark is known.
     highwater: dict[tuple[int, str], int] = {}
     for partition, topic, _ in messages:
@@ -128,11 +131,18 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=500_000)
     parser.add_argument("--interval", type=int, default=64_000, help="events between flushes")
+    parser.add_argument("--reuse", action="store_true", help="keep the encoded input in a temp file")
     parser.add_argument("--cprofile", help="write a cProfile of the run to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     settings = Settings.from_env({})
-    messages = envelopes(args.events, settings)
+    cached = Path(tempfile.gettempdir()) / f"stage_profile_{args.events}.pickle"
+    if args.reuse and cached.exists():
+        messages = pickle.loads(cached.read_bytes())
+    else:
+        messages = envelopes(args.events, settings)
+        if args.reuse:
+            cached.write_bytes(pickle.dumps(messages))
     gc.collect()
     gc.freeze()
     gc.set_threshold(*WORKER_GC_THRESHOLDS)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.engagement import Rule, count_words, is_substantive
 from streams.settings import Settings
@@ -36,6 +38,23 @@ def test_count_words(text: str | None, words: int) -> None:
 
 def test_count_words_stops_at_the_limit() -> None:
     assert count_words("one two three four", 2) == 2
+
+
+_TOKENS = st.sampled_from(["word", "Ça", "🔥", "!!!", "_", "5", "a_b", "很好", "", "e\u0301"])
+_SPACES = st.sampled_from([" ", "  ", "\t", "\n", "\u00a0", "\u3000", "\x1c"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(_TOKENS, _SPACES), max_size=8), st.integers(min_value=0, max_value=5), st.text())
+def test_count_words_with_a_limit_is_the_full_count_capped(
+    parts: list[tuple[str, str]], limit: int, noise: str
+) -> None:
+    # The limited count takes a shortcut when the first tokens are all words; it must agree with the
+    # full count everywhere, whitespace of every kind and non-words in any position included.
+    for text in ("".join(token + space for token, space in parts), noise):
+        assert count_words(text, limit or None) == (
+            min(count_words(text), limit) if limit else count_words(text)
+        )
 
 
 @pytest.mark.parametrize(

@@ -327,6 +327,9 @@ class PartitionEngine:
         pair.times = (*times[:index], at, *times[index:])
         pair.hashes = (*hashes[:index], digest, *hashes[index:])
         pair.raw = None
+        due = pair.due
+        if due is not None and at < due:
+            pair.due = at
         self._add_score(pair, self.rule.weight(event.type, True), at, 1)
         self._dirty.add(actor)
         self._changed_scores[actor, account] = pair
@@ -387,9 +390,9 @@ class PartitionEngine:
                     self._tracked += 1
                     dirty.add(actor)
                     changed[key] = pair
-                    schedule(
-                        actor, max(final, at + ceil(log(score / floor) / k)) if score >= floor else final
-                    )
+                    due = max(final, at + ceil(log(score / floor) / k)) if score >= floor else final
+                    pair.due = due
+                    schedule(actor, due)
                     continue
                 state = self._load(actor)
                 assert state is not None
@@ -400,7 +403,8 @@ class PartitionEngine:
                 known = state.pairs[account] = PairState(account, platform)
                 self._tracked += 1
                 self._add_score(known, score, at, interactions)
-                schedule(actor, self._due(known, final))
+                due = known.due = self._due(known, final)
+                schedule(actor, due)
             else:
                 self._add_score(known, score, at, interactions)
             dirty.add(actor)
@@ -435,6 +439,12 @@ class PartitionEngine:
             changed = False
             pairs = state.pairs
             for account, pair in list(pairs.items()):
+                pair_due = pair.due
+                if pair_due is not None and pair_due >= final:
+                    # Planned for later: no point of this pair can flip its verdict before then.
+                    if pair_due < due:
+                        due = pair_due
+                    continue
                 times = pair.times
                 # Below the threshold and not engaged, no point can flip the verdict.
                 if times and (pair.engaged or len(times) >= threshold):
@@ -451,7 +461,7 @@ class PartitionEngine:
                     # Its last change (kept in _changed_scores) is still emitted by drain(): whether
                     # it is must not depend on when flushes happened.
                     continue
-                pair_due = next_due(pair, final, threshold, window, k, floor)
+                pair_due = pair.due = next_due(pair, final, threshold, window, k, floor)
                 if pair_due < due:
                     due = pair_due
             state.checked = final

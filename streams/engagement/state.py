@@ -54,10 +54,14 @@ class PairState:
     and with hundreds of thousands of cached pairs the collector's full passes are what costs.
     ``engaged`` is the rule's verdict just before the owning actor's ``checked`` horizon.
     ``raw`` caches this pair's encoded record; whoever changes a field sets it to ``None``.
+    ``due`` (memory only, never encoded) is the event time before which the pair needs no evaluation,
+    as planned by the engine's timer at its last evaluation; ``None``: unknown, evaluate at the next
+    timer of its actor.
     """
 
     __slots__ = (
         "account_id",
+        "due",
         "engaged",
         "hashes",
         "interactions",
@@ -88,6 +92,7 @@ class PairState:
         self.score_as_of = score_as_of
         self.interactions = interactions
         self.raw: bytes | None = None
+        self.due: int | None = None
 
     def __repr__(self) -> str:
         return (
@@ -245,4 +250,4 @@ def decode(data: bytes) -> ActorState:
     return state
 
 
-_PAIR_FIELDS: Final = tuple(name for name in PairState.__slots__ if name != "raw")
+_PAIR_FIELDS: Final = tuple(name for name in PairState.__slots__ if name not in ("raw", "due"))

@@ -134,6 +134,8 @@ class _Connection(asyncio.Protocol):
 
     async def send(self, request: bytes) -> tuple[int, bool]:
         assert self._transport is not None
+        if self.closed:  # a write to a lost connection would vanish and the wait never end
+            raise ConnectionError("connection closed by the server")
         self._waiter = asyncio.get_running_loop().create_future()
         self._transport.write(request)
         return await self._waiter

@@ -21,6 +21,13 @@ from streams.settings import Settings
 #: the imported modules out of every collection.
 WORKER_GC_THRESHOLDS: Final = (1_000_000, 20, 100)
 
+#: ``gc.set_threshold`` of an ingest process (``streams.ingest.app.serve``, after ``gc.freeze()`` of
+#: what start-up built). A request's objects die by reference counting (the parsed body is dropped
+#: before the Kafka wait), so collections find little; with the defaults the bench's ingest process
+#: spent 40-58 µs per request in the collector (``gc.callbacks``; 3-5 full collections walking all
+#: that the imports created, per 10 s run); with these, a run adds at most a few young collections.
+INGEST_GC_THRESHOLDS: Final = (50_000, 20, 100)
+
 
 def create_topics(settings: Settings, bootstrap: str) -> list[str]:
     return ensure_topics(

@@ -13,6 +13,7 @@ and a secret must never reach a log.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -28,6 +29,7 @@ from streams.ingest.adapters.base import Adapter
 from streams.ingest.publisher import CoalescingPublisher, KafkaPublisher, Publisher
 from streams.ingest.service import GENERIC, IngestService, Reply
 from streams.metrics import Metrics
+from streams.runtime import INGEST_GC_THRESHOLDS
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -159,6 +161,10 @@ async def serve(
     publisher = await KafkaPublisher(bootstrap, ack_timeout_ms=settings.ingest_ack_timeout_ms).start()
     try:
         app = create_app(settings, CoalescingPublisher(publisher), metrics, ready=publisher.ready)
+        # What start-up built lives as long as the process: out of the collector's sight, and young
+        # collections less often (see INGEST_GC_THRESHOLDS).
+        gc.freeze()
+        gc.set_threshold(*INGEST_GC_THRESHOLDS)
         async with running(app, settings.ingest_host, settings.ingest_port) as url:
             log.info(
                 "ingest listening on %s (Kafka %s, idempotent producer: %s)",

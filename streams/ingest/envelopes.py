@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from streams.events import EVENT_TYPES, Interaction
-from streams.partitioning import group_for_envelopes, partition_for
+from streams.partitioning import group_for_envelopes, murmur2
 from streams.producer import dlq_record
 from streams.settings import Topics
 
@@ -86,7 +86,8 @@ class ActorPartitions:
         if partition is None:
             if len(self.cached) >= self._max:
                 self.cached.clear()
-            partition = partition_for(actor_id.encode(), self.partitions)
+            # murmur2 directly: partition_for's own LRU would only keep a second copy of every actor.
+            partition = (murmur2(actor_id.encode()) & 0x7FFFFFFF) % self.partitions
             self.cached[actor_id] = partition
         return partition
 

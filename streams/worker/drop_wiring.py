@@ -162,6 +162,7 @@ class DropStage:
             await self._deliver(processor, handled)
         except BaseException:
             staged.discard()
+            processor.reset()  # its cache may hold what was just discarded
             raise
         if staged.staged:
             staged.commit(last=processor.meta_key)

@@ -56,6 +56,10 @@ class ChangelogBuffer:
             records = self._records[partition] = []
         records.append((partition, key, value))
 
+    def __bool__(self) -> bool:
+        """Whether any record waits to be taken."""
+        return bool(self._records)
+
     def take(self, partition: int | None = None) -> list[Record]:
         """The records of ``partition`` (of every partition if None), removed from the buffer."""
         if partition is not None:

@@ -34,7 +34,7 @@ from streams.runtime import WORKER_GC_THRESHOLDS
 from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink
-from streams.worker.bulk import ChangelogBuffer
+from streams.worker.bulk import ChangelogBuffer, Record
 from streams.worker.drop_wiring import DropStage
 from streams.worker.runner import PartitionRunner
 from streams.worker.stage2_state import decode_account, encode_account
@@ -70,7 +70,7 @@ class AlertCounter:
     """Stage 2's alert port: counts the alerts and the state syncs."""
 
     def __init__(self) -> None:
-        self.alerts = self.syncs = 0
+        self.alerts = self.syncs = self.changelog = 0
         self.digest = hashlib.sha256()
 
     async def send_alerts(self, records: list[tuple[bytes, bytes]]) -> None:
@@ -78,8 +78,9 @@ class AlertCounter:
         for key, value in records:
             self.digest.update(key + value)
 
-    async def sync_state(self) -> None:
+    async def sync_state(self, records: list[Record]) -> None:
         self.syncs += 1
+        self.changelog += len(records)
 
 
 def digest(alerts: bytes, table: dict[bytes, bytes]) -> str:
@@ -157,6 +158,7 @@ async def run(messages: list[tuple[int, str, bytes]], interval: int, settings: S
         "records": records,
         "heartbeats": heartbeats,
         "alerts": alerts.alerts,
+        "changelog": alerts.changelog,
         "accounts": sum(1 for key in drops_table if not key.startswith(b"\x00")),
         "table_bytes": sum(len(v) for v in drops_table.values()),
         # what stage 2 decided: identical before and after a change that must not alter results
@@ -195,6 +197,7 @@ def main() -> int:
         f"{n:,.0f} events → {result['records']:,.0f} account-hour records + {result['heartbeats']:,.0f} "
         f"heartbeats: stage 2 {s:.3f} CPU s = {s / n * 1e6:.3f} µs/event, "
         f"{s / messages_in * 1e6:.1f} µs/message; alerts {result['alerts']:,.0f}, "
+        f"changelog records {result['changelog']:,.0f}, "
         f"accounts {result['accounts']:,.0f}, table {result['table_bytes'] / 1e6:.1f} MB; "
         f"result digest {result['digest']}"
     )

@@ -125,7 +125,9 @@ class AccountHoursProcessor:
     def reset(self) -> None:
         """Forget everything cached: the next record reads ``store`` again."""
         self._cache: dict[str, _Account] = {}
-        self._dirty: dict[str, None] = {}  # accounts changed by the current record (in write order)
+        # accounts changed by the current record, in write order, and what to write (None: delete)
+        self._dirty: dict[str, _Account | None] = {}
+        self._meta_changed = False
         # every account key of the partition, in the store's order (the detector visits them in it)
         self._keys: dict[str, None] = dict.fromkeys(k for k in self.store if not is_internal_key(k))
         self._meta_raw = self.store.get(self.meta_key)
@@ -151,8 +153,8 @@ class AccountHoursProcessor:
         if found is None:
             if len(self._cache) >= self.cache_max_accounts:
                 self._spill()
-            if account in self._dirty:  # deleted by this record, not written yet
-                found = _Account(AccountHours(), None, b"")
+            if account in self._dirty:  # changed by this record and not written yet (None: deleted)
+                found = self._dirty[account] or _Account(AccountHours(), None, b"")
             else:
                 aux, detector = decode_account(self.store.get(account))
                 state = decode_state(detector) if detector else None
@@ -160,9 +162,9 @@ class AccountHoursProcessor:
             self._cache[account] = found
         return found
 
-    def _touch(self, account: str) -> None:
-        """The account changed: write it when the record is done."""
-        self._dirty[account] = None
+    def _touch(self, account: str, found: _Account) -> None:
+        """The account changed: write ``found`` when the record is done."""
+        self._dirty[account] = found
         self._keys[account] = None
 
     def _delete(self, account: str) -> None:
@@ -173,17 +175,18 @@ class AccountHoursProcessor:
     def _write_back(self) -> None:
         """The record is done: its changed accounts into ``store``, then the meta if it changed."""
         self._write_accounts()
-        encoded = self._meta.encode()
-        if encoded != self._meta_raw:  # a repeated heartbeat changes nothing
-            self.store[self.meta_key] = encoded
-            self._meta_raw = encoded
+        if self._meta_changed:
+            self._meta_changed = False
+            encoded = self._meta.encode()
+            if encoded != self._meta_raw:  # a repeated heartbeat changes nothing
+                self.store[self.meta_key] = encoded
+                self._meta_raw = encoded
         if len(self._cache) > self.cache_max_accounts:
             self._spill()
 
     def _write_accounts(self) -> None:
-        store, cache = self.store, self._cache
-        for account in self._dirty:
-            found = cache.get(account)
+        store = self.store
+        for account, found in self._dirty.items():
             if found is None:
                 store.pop(account, None)
                 continue
@@ -209,7 +212,8 @@ class AccountHoursProcessor:
     def _partials(self, record: Mapping[str, Any]) -> Handled:
         account = str(record["account_id"])
         source, epoch, seq = int(record["source_partition"]), str(record["epoch"]), int(record["seq"])
-        aux = self._account(account).aux
+        found = self._account(account)
+        aux = found.aux
         applied = aux.applied.get(source)
         if applied is not None and applied[0] == epoch and seq <= applied[1]:
             return Handled(duplicate=True)
@@ -224,9 +228,10 @@ class AccountHoursProcessor:
             slot = aux.pending.setdefault(int(hour), [0, 0])
             slot[0] += substantive
             slot[1] += engaged_delta
-        self._touch(account)
+        self._touch(account, found)
         if late:
             self._meta.late_partials += late
+            self._meta_changed = True
             log.warning(
                 "account-hours partition %d: %d late partial hour(s) of %s from source partition %d "
                 "(hours already closed through %d); substantive counts dropped",
@@ -243,6 +248,7 @@ class AccountHoursProcessor:
     def _heartbeat(self, record: Mapping[str, Any]) -> Handled:
         source, complete_before = int(record["source_partition"]), int(record["complete_before_ms"])
         meta = self._meta
+        self._meta_changed = True
         meta.heartbeats[source] = max(meta.heartbeats.get(source, complete_before), complete_before)
         for hour in record.get("active_hours", ()):
             if meta.closed_through is None or hour > meta.closed_through:
@@ -315,12 +321,12 @@ class AccountHoursProcessor:
 
     def _fold(self, hour: int, account: str) -> AccountHours:
         """Remove ``hour`` from the account's pending hours; its engaged level absorbs the delta."""
-        aux = self._account(account).aux
-        slot = aux.pending.pop(hour, None)
+        found = self._account(account)
+        slot = found.aux.pending.pop(hour, None)
         if slot is not None:
-            aux.engaged += slot[1]
-            self._touch(account)
-        return aux
+            found.aux.engaged += slot[1]
+            self._touch(account, found)
+        return found.aux
 
     def _close(self, hour: int, accounts: list[tuple[str, int]]) -> list[Alert]:
         alerts: list[Alert] = []
@@ -345,7 +351,7 @@ class _CachedDetector(DropDetector):
         found = self._processor._account(account_id)
         # as a decode of its encoding would be: the next hour starts from the same float32 values
         found.state, found.detector_bytes = as_stored(state), None
-        self._processor._touch(account_id)
+        self._processor._touch(account_id, found)
 
     def _forget(self, account_id: str) -> None:
         """Keep the account's bookkeeping only if it still matters."""
@@ -353,7 +359,7 @@ class _CachedDetector(DropDetector):
         found = processor._account(account_id)
         if found.aux.pending or found.aux.engaged:
             found.state, found.detector_bytes = None, b""
-            processor._touch(account_id)
+            processor._touch(account_id, found)
         else:
             processor._delete(account_id)
 

@@ -64,9 +64,10 @@ from streams.worker.stage2_state import (
 
 log = logging.getLogger(__name__)
 
-# Decoded accounts kept in memory per partition between records (about 2 kB each with the detector's
-# four-week ring); beyond this many, the least recently loaded are dropped and decoded again when needed.
-CACHE_MAX_ACCOUNTS: Final = 20_000
+# Decoded accounts kept in memory per partition between records (~3.5 kB each with the detector's four-week
+# ring: ~35 MB per partition); beyond this many, the least recently loaded are dropped and decoded again
+# when needed (each closed hour then decodes every account, as without a cache).
+CACHE_MAX_ACCOUNTS: Final = 10_000
 
 
 @dataclass
@@ -85,7 +86,9 @@ class _Account:
 
     aux: AccountHours
     state: AccountState | None  # the detector's state (None: not observed yet, or forgotten)
-    detector_bytes: bytes | None  # ``state`` encoded, while it has not changed since (None: stale)
+    # ``state`` encoded, while it has not changed since (None: stale); a view into the value last read
+    # or written, not a copy, so that a record changing only the bookkeeping does not encode it again
+    detector_bytes: memoryview | None
 
 
 class AccountHoursProcessor:
@@ -154,11 +157,12 @@ class AccountHoursProcessor:
             if len(self._cache) >= self.cache_max_accounts:
                 self._spill()
             if account in self._dirty:  # changed by this record and not written yet (None: deleted)
-                found = self._dirty[account] or _Account(AccountHours(), None, b"")
+                found = self._dirty[account] or _Account(AccountHours(), None, memoryview(b""))
             else:
-                aux, detector = decode_account(self.store.get(account))
+                raw = self.store.get(account)
+                aux, detector = decode_account(raw)
                 state = decode_state(detector) if detector else None
-                found = _Account(aux, state, detector)
+                found = _Account(aux, state, _tail(raw, len(detector)))
             self._cache[account] = found
         return found
 
@@ -192,8 +196,9 @@ class AccountHoursProcessor:
                 continue
             detector = found.detector_bytes
             if detector is None:
-                detector = found.detector_bytes = b"" if found.state is None else encode_state(found.state)
-            store[account] = encode_account(found.aux, detector)
+                detector = memoryview(b"" if found.state is None else encode_state(found.state))
+            value = store[account] = encode_account(found.aux, detector)
+            found.detector_bytes = _tail(value, len(detector))
         self._dirty.clear()
 
     def _spill(self) -> None:
@@ -337,6 +342,12 @@ class AccountHoursProcessor:
         return alerts
 
 
+def _tail(value: bytes | None, length: int) -> memoryview:
+    """The last ``length`` bytes of ``value``, without copying them."""
+    view = memoryview(value or b"")
+    return view[len(view) - length :]
+
+
 class _CachedDetector(DropDetector):
     """The detector over the processor's cache: an account's state and bookkeeping are one value."""
 
@@ -358,7 +369,7 @@ class _CachedDetector(DropDetector):
         processor = self._processor
         found = processor._account(account_id)
         if found.aux.pending or found.aux.engaged:
-            found.state, found.detector_bytes = None, b""
+            found.state, found.detector_bytes = None, memoryview(b"")
             processor._touch(account_id, found)
         else:
             processor._delete(account_id)

@@ -56,7 +56,7 @@ class AccountHours:
         return not self.pending and not self.engaged and not self.applied
 
 
-def encode_account(aux: AccountHours, detector: bytes) -> bytes:
+def encode_account(aux: AccountHours, detector: bytes | memoryview) -> bytes:
     body: dict[str, object] = {}
     if aux.pending:
         body["h"] = [[hour, *aux.pending[hour]] for hour in sorted(aux.pending)]

@@ -213,14 +213,22 @@ def _consistent_mean(values: list[float]) -> float:
 
 
 def _day_total(state: AccountState, day: int) -> int | None:
-    """Substantive interactions of the UTC day ``day``, or None unless all 24 hours are known."""
-    total = 0
-    for hour in range(day * 24, day * 24 + 24):
-        value = state.count_at(hour)
-        if value is None:
-            return None
-        total += value
-    return total
+    """Substantive interactions of the UTC day ``day``, or None unless all 24 hours are known.
+
+    The sum of ``count_at`` over the day's hours, read from the ring in one slice: each hour is known iff
+    it lies in the ring's window and after the first hour (true for all 24 iff for the first and the
+    last) and its slot is not ``missing``.
+    """
+    first, last = day * 24, day * 24 + 23
+    counts = state.counts
+    size = len(counts)
+    if last > state.last_hour or first <= state.last_hour - size or first < state.first_hour:
+        return None
+    start, end = first % size, first % size + 24
+    values = counts[start:end] if end <= size else counts[start:] + counts[: end - size]
+    if state.missing in values:
+        return None
+    return sum(values)
 
 
 def _daily_references(state: AccountState, hour: int) -> list[float]:

@@ -185,7 +185,11 @@ class DropStage:
         """Wait until every table write of the messages processed so far is durable."""
         records = self.changelog.take()
         if records:
-            await self.outputs.sync_state(records)
+            try:
+                await self.outputs.sync_state(records)
+            except BaseException:
+                self.changelog.put_back(records)  # not durable: kept for the next sync
+                raise
             self.metrics.changelog_writes.inc(len(records))
 
     async def _deliver(self, processor: AccountHoursProcessor, handled: Handled) -> None:

@@ -42,6 +42,9 @@ class Port:
         self.sent.extend(records)
 
     async def sync_state(self, records: list[Record]) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("broker gone")
         self.syncs += 1
         self.changelog += records
 
@@ -202,3 +205,24 @@ def test_only_messages_that_change_state_need_a_changelog_flush() -> None:
     asyncio.run(s.process(1, beat))  # the same heartbeat again (a replay): nothing to write
     asyncio.run(s.sync())
     assert port.syncs == 1 and not s.unsynced
+
+
+def test_a_failed_changelog_send_keeps_the_records_for_the_next_sync() -> None:
+    s = stage()
+    port = s.outputs
+    assert isinstance(port, Port)
+    items = drop_stream()
+
+    async def go() -> None:
+        for i, (partition, value) in enumerate(items):
+            await s.process(partition, value)
+            port.fail_next = i % 7 == 3
+            try:
+                await s.sync()
+            except ConnectionError:
+                assert s.unsynced  # not acknowledged; Faust would redeliver after a restart
+        await s.sync()
+
+    asyncio.run(go())
+    assert not s.unsynced
+    assert port.recovered(P) == s.table

@@ -14,7 +14,7 @@ import struct
 import sys
 from array import array
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 HOURS_PER_WEEK: Final = 168
 
@@ -113,9 +113,8 @@ class AccountState:
         return 1.0 + (self.level_num / self.level_den - 1.0) * self.level_weight
 
 
-def encode_state(state: AccountState) -> bytes:
-    """Compact bytes: a little-endian header then the ring (see the module docstring for sizes)."""
-    header = _HEADER.pack(
+def _header(state: AccountState) -> bytes:
+    return _HEADER.pack(
         _VERSION,
         1 if state.counts.typecode == "I" else 0,
         state.kind,
@@ -136,10 +135,49 @@ def encode_state(state: AccountState) -> bytes:
         state.noise_num,
         state.noise_den,
     )
+
+
+def encode_state(state: AccountState) -> bytes:
+    """Compact bytes: a little-endian header then the ring (see the module docstring for sizes)."""
     ring = array(state.counts.typecode, state.counts)
     if sys.byteorder == "big":
         ring.byteswap()
-    return header + ring.tobytes()
+    return _header(state) + ring.tobytes()
+
+
+def as_stored(state: AccountState) -> AccountState:
+    """``state`` made equal to ``decode_state(encode_state(state))``, in place and without copying
+    the ring: the header's floats rounded to float32, its small counters capped.
+
+    A detector that keeps states in memory between hours applies this where it would have encoded
+    them, so its results stay bit-identical to one that decodes and encodes every hour.
+    """
+    _set_header(state, _HEADER.unpack(_header(state)))
+    return state
+
+
+def _set_header(state: AccountState, fields: tuple[Any, ...]) -> None:
+    (
+        _,
+        _,
+        state.kind,
+        state.recover_run,
+        state.idle_run,
+        state.first_hour,
+        state.last_hour,
+        state.opened_hour,
+        state.last_active_hour,
+        state.prev_baseline,
+        state.level_num,
+        state.level_den,
+        state.engaged_last,
+        state.engaged_ewma,
+        state.opened_observed,
+        state.opened_baseline,
+        state.level_weight,
+        state.noise_num,
+        state.noise_den,
+    ) = fields
 
 
 def decode_state(data: bytes) -> AccountState:

@@ -213,14 +213,22 @@ def _consistent_mean(values: list[float]) -> float:
 
 
 def _day_total(state: AccountState, day: int) -> int | None:
-    """Substantive interactions of the UTC day ``day``, or None unless all 24 hours are known."""
-    total = 0
-    for hour in range(day * 24, day * 24 + 24):
-        value = state.count_at(hour)
-        if value is None:
-            return None
-        total += value
-    return total
+    """Substantive interactions of the UTC day ``day``, or None unless all 24 hours are known.
+
+    The sum of ``count_at`` over the day's hours, read from the ring in one slice: each hour is known iff
+    it lies in the ring's window and after the first hour (true for all 24 iff for the first and the
+    last) and its slot is not ``missing``.
+    """
+    first, last = day * 24, day * 24 + 23
+    counts = state.counts
+    size = len(counts)
+    if last > state.last_hour or first <= state.last_hour - size or first < state.first_hour:
+        return None
+    start, end = first % size, first % size + 24
+    values = counts[start:end] if end <= size else counts[start:] + counts[: end - size]
+    if state.missing in values:
+        return None
+    return sum(values)
 
 
 def _daily_references(state: AccountState, hour: int) -> list[float]:
@@ -370,6 +378,10 @@ class DropDetector:
     ``store`` is any ``MutableMapping[str, bytes]`` keyed by account id — a dict, or a Faust table
     (changelog-backed). Hours must be fed in order per account; an hour at or before an account's
     last hour is ignored, so a replay after a restart is harmless.
+
+    Every access to the states goes through the five methods under "state access" (decode on read,
+    encode on write here): a subclass may keep decoded states elsewhere (stage 2 of the worker keeps
+    them in memory between records and encodes them once per record) without touching the rule.
     """
 
     def __init__(self, rule: DropRule, store: MutableMapping[str, bytes] | None = None) -> None:
@@ -401,18 +413,16 @@ class DropDetector:
 
     def open_alerts(self) -> Iterator[Alert]:
         """Every currently open alert, as its ``opened`` record (to refresh an Alertmanager)."""
-        for account_id, data in list(self.store.items()):
-            state = decode_state(data)
+        for account_id, state in self._states():
             if state.kind != NONE:
                 at = _hour_end_ms(state.opened_hour)
                 observed, baseline = float(state.opened_observed), round(state.opened_baseline, 3)
                 yield Alert(account_id, KIND_NAMES[state.kind], OPENED, at, observed, baseline, at)
 
     def view(self, account_id: str) -> AccountView | None:
-        data = self.store.get(account_id)
-        if data is None:
+        state = self._get(account_id)
+        if state is None:
             return None
-        state = decode_state(data)
         return AccountView(
             account_id=account_id,
             last_hour_ms=state.last_hour * HOUR_MS,
@@ -422,19 +432,17 @@ class DropDetector:
             next_baseline=self.rule.baseline(state, state.last_hour + 1),
             engaged_followers=state.engaged_last if state.engaged_last >= 0 else None,
             engaged_baseline=state.engaged_ewma if state.engaged_last >= 0 else None,
-            state_bytes=len(data),
+            state_bytes=len(encode_state(state)),
         )
 
     def _advance_all(self, hour_start_ms: int, fill: int | None) -> list[Alert]:
         hour = hour_start_ms // HOUR_MS
         alerts: list[Alert] = []
-        for account_id, data in list(self.store.items()):
-            if peek_last_hour(data) >= hour:
-                continue
+        for account_id in self._behind(hour):
             state = self._load(account_id, hour)
             alerts += self._fill(account_id, state, hour + 1, fill)
             if state.kind == NONE and hour - state.last_active_hour >= self.rule.ring_hours:
-                del self.store[account_id]  # a month without activity: forget the account
+                self._forget(account_id)  # a month without activity: forget the account
             else:
                 self._save(account_id, state)
         return alerts
@@ -458,10 +466,28 @@ class DropDetector:
         state.engaged_last = engaged
 
     def _load(self, account_id: str, hour: int) -> AccountState:
-        data = self.store.get(account_id)
-        if data is None:
+        state = self._get(account_id)
+        if state is None:
             return AccountState.new(hour, self.rule.ring_hours)
-        return decode_state(data).resized(self.rule.ring_hours)
+        return state.resized(self.rule.ring_hours)
+
+    # --- state access (overridable) -----------------------------------------------------------------
+
+    def _get(self, account_id: str) -> AccountState | None:
+        """The account's state, or None if unknown. The caller may change it, then :meth:`_save` it."""
+        data = self.store.get(account_id)
+        return None if data is None else decode_state(data)
 
     def _save(self, account_id: str, state: AccountState) -> None:
         self.store[account_id] = encode_state(state)
+
+    def _forget(self, account_id: str) -> None:
+        del self.store[account_id]
+
+    def _behind(self, hour: int) -> list[str]:
+        """The known accounts whose last hour is before ``hour``, in the store's order."""
+        return [account_id for account_id, data in list(self.store.items()) if peek_last_hour(data) < hour]
+
+    def _states(self) -> Iterator[tuple[str, AccountState]]:
+        for account_id, data in list(self.store.items()):
+            yield account_id, decode_state(data)

@@ -56,6 +56,18 @@ class ChangelogBuffer:
             records = self._records[partition] = []
         records.append((partition, key, value))
 
+    def put_back(self, records: list[Record]) -> None:
+        """Records taken but not delivered: back in the buffer, before any added since, in order."""
+        by_partition: dict[int, list[Record]] = defaultdict(list)
+        for record in records:
+            by_partition[record[0]].append(record)
+        for partition, taken in by_partition.items():
+            self._records[partition] = taken + self._records.get(partition, [])
+
+    def __bool__(self) -> bool:
+        """Whether any record waits to be taken."""
+        return bool(self._records)
+
     def take(self, partition: int | None = None) -> list[Record]:
         """The records of ``partition`` (of every partition if None), removed from the buffer."""
         if partition is not None:

@@ -10,9 +10,12 @@ re-posted too, see :mod:`streams.alerting`).
 
 **Why a replay is harmless.** Only after a message's outputs are delivered are its staged writes put
 into the table (accounts first, the partition's meta last, all on that partition's changelog, so
-what survives a crash is a prefix of the writes in order). The agent takes messages in small batches
-without acknowledging them (``noack_take``), flushes the changelog once per batch, and only then
-acknowledges the batch, so Faust never commits an offset whose state is not durable. So:
+what survives a crash is a prefix of the writes in order). As stage 1 does (:mod:`streams.worker.bulk`),
+the writes go to the table's local store and to a :class:`~streams.worker.bulk.ChangelogBuffer`, not
+through Faust's per-key changelog send. The agent takes messages in small batches without
+acknowledging them (``noack_take``), sends the batch's changelog records as record batches and awaits
+their delivery (:meth:`DropStage.sync`), and only then acknowledges the batch, so Faust never commits
+an offset whose state is not durable. So:
 
 - a crash before the table writes replays the message against the old state: the same alerts are
   computed again, with the same ``alert_id`` (a hash of account, kind, opening hour and state): the
@@ -49,6 +52,7 @@ from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import Sink, SinkBatch
+from streams.worker.bulk import ChangelogBuffer, Record, send_records
 from streams.worker.stage2 import AccountHoursProcessor, Handled
 from streams.worker.staged import StagedStore
 from streams.worker.state import PartitionView
@@ -68,23 +72,27 @@ class AlertPort(Protocol):
 
     async def send_alerts(self, records: list[tuple[bytes, bytes]]) -> None: ...
 
-    async def sync_state(self) -> None:
-        """Wait until every state-table write so far is durable in its changelog."""
+    async def sync_state(self, records: list[Record]) -> None:
+        """Send the state table's changelog records (``(partition, key, value)``, in write order) and
+        wait until they are durable."""
         ...
 
 
 class FaustAlertPort:
-    def __init__(self, app: faust.App, topic: str) -> None:
+    def __init__(self, app: faust.App, topic: str, changelog_topic: str) -> None:
         self._app = app
         self._topic = topic
+        self._changelog_topic = changelog_topic
 
     async def send_alerts(self, records: list[tuple[bytes, bytes]]) -> None:
         producer = self._app.producer
         futures = [await producer.send(self._topic, key, value, None, None, None) for key, value in records]
         await asyncio.gather(*futures)
 
-    async def sync_state(self) -> None:
-        await self._app.producer.flush()
+    async def sync_state(self, records: list[Record]) -> None:
+        # the aiokafka producer under Faust's, as FaustOutputs uses it (no public accessor)
+        producer = self._app.producer._ensure_producer()  # type: ignore[attr-defined]
+        await send_records(producer, self._changelog_topic, records)
 
 
 @dataclass
@@ -101,7 +109,7 @@ class DropStage:
     poster: AlertPoster | None = None
     processors: dict[int, tuple[AccountHoursProcessor, StagedStore]] = field(default_factory=dict)
     on_paused: Callable[[bool], None] = lambda paused: None
-    unsynced: bool = False
+    changelog: ChangelogBuffer = field(default_factory=ChangelogBuffer)  # table writes not yet sent
     open_counts: dict[int, int] = field(default_factory=dict)  # per partition, for the gauge
 
     @classmethod
@@ -123,7 +131,7 @@ class DropStage:
     def processor_for(self, partition: int) -> tuple[AccountHoursProcessor, StagedStore]:
         found = self.processors.get(partition)
         if found is None:
-            staged = StagedStore(PartitionView(self.table, partition, self.partitions))
+            staged = StagedStore(PartitionView(self.table, partition, self.partitions, self.changelog))
             processor = AccountHoursProcessor(self.rule, staged, partition, self.partitions)
             found = self.processors[partition] = (processor, staged)
             meta = processor.meta()
@@ -162,17 +170,27 @@ class DropStage:
             await self._deliver(processor, handled)
         except BaseException:
             staged.discard()
+            processor.reset()  # its cache may hold what was just discarded
             raise
         if staged.staged:
             staged.commit(last=processor.meta_key)
-            self.unsynced = True
         return handled
+
+    @property
+    def unsynced(self) -> bool:
+        """Whether table writes are waiting for :meth:`sync`."""
+        return bool(self.changelog)
 
     async def sync(self) -> None:
         """Wait until every table write of the messages processed so far is durable."""
-        if self.unsynced:
-            await self.outputs.sync_state()
-            self.unsynced = False
+        records = self.changelog.take()
+        if records:
+            try:
+                await self.outputs.sync_state(records)
+            except BaseException:
+                self.changelog.put_back(records)  # not durable: kept for the next sync
+                raise
+            self.metrics.changelog_writes.inc(len(records))
 
     async def _deliver(self, processor: AccountHoursProcessor, handled: Handled) -> None:
         alerts = handled.alerts
@@ -254,12 +272,14 @@ def register_stage2(app: faust.App, settings: Settings, runtime: WorkerRuntime) 
         key_type=bytes,
         value_type=bytes,
     )
-    stage = DropStage.from_settings(
-        settings, runtime.metrics, runtime.sink, table, FaustAlertPort(app, settings.topics.alerts)
-    )
+    port = FaustAlertPort(app, settings.topics.alerts, table.changelog_topic.get_topic_name())
+    stage = DropStage.from_settings(settings, runtime.metrics, runtime.sink, table, port)
 
     @app.agent(topic, name="drops", concurrency=1)
     async def drops(stream: Any) -> None:
+        # Not the table but its local store (it exists once the app runs): the changelog records are
+        # sent by sync() in record batches, not one by one by Faust's table.
+        stage.table = table.data
         async for events in stream.noack_take(100, within=0.2):
             for event in events:
                 await stage.process(event.message.partition, event.value)

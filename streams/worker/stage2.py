@@ -45,15 +45,16 @@ is final) and counted in ``late``; engaged-follower deltas still move the runnin
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import islice
+from typing import Any, Final
 
+from streams.engagement.drop_state import AccountState, as_stored, decode_state, encode_state
 from streams.engagement.drops import DropDetector, DropRule
 from streams.engagement.model import HOUR_MS, Alert
 from streams.worker.stage2_state import (
     AccountHours,
-    DetectorStore,
     HoursMeta,
     decode_account,
     encode_account,
@@ -62,6 +63,11 @@ from streams.worker.stage2_state import (
 )
 
 log = logging.getLogger(__name__)
+
+# Decoded accounts kept in memory per partition between records (~3.5 kB each with the detector's four-week
+# ring: ~35 MB per partition); beyond this many, the least recently loaded are dropped and decoded again
+# when needed (each closed hour then decodes every account, as without a cache).
+CACHE_MAX_ACCOUNTS: Final = 10_000
 
 
 @dataclass
@@ -74,11 +80,30 @@ class Handled:
     duplicate: bool = False  # a replayed flush, ignored
 
 
+@dataclass(slots=True)
+class _Account:
+    """One account's value in the table, decoded."""
+
+    aux: AccountHours
+    state: AccountState | None  # the detector's state (None: not observed yet, or forgotten)
+    # ``state`` encoded, while it has not changed since (None: stale); a view into the value last read
+    # or written, not a copy, so that a record changing only the bookkeeping does not encode it again
+    detector_bytes: memoryview | None
+
+
 class AccountHoursProcessor:
     """Stage 2 for one partition ``partition`` of the account-hours topic.
 
     ``store`` holds this partition's keys only (accounts and the meta key), as bytes; all state lives
     there, so a processor rebuilt on the same store continues exactly where the last one stopped.
+
+    **Cache.** The processor keeps the decoded meta, the partition's account keys and up to
+    ``cache_max_accounts`` decoded accounts in memory between records, and writes to ``store`` only
+    the values a record changed, each encoded once, when the record is done (the meta last). So the
+    store always holds the state after the last record handled; in exchange the processor must be the
+    only writer of its partition's keys while it lives, and :meth:`reset` (or a new processor) is
+    needed whenever ``store`` changes behind it (a write discarded after a failed delivery, a
+    partition recovered from its changelog). A record that raises resets it.
     """
 
     def __init__(
@@ -89,33 +114,116 @@ class AccountHoursProcessor:
         partitions: int,
         *,
         wait_for_all_sources: bool = True,
+        cache_max_accounts: int = CACHE_MAX_ACCOUNTS,
     ) -> None:
         self.store = store
         self.partition = partition
         self.partitions = partitions
         self.wait_for_all_sources = wait_for_all_sources
+        self.cache_max_accounts = cache_max_accounts
         self.meta_key = hours_meta_key(partition, partitions)
-        self.detector = DropDetector(rule, DetectorStore(store))
+        self.detector: DropDetector = _CachedDetector(rule, self)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything cached: the next record reads ``store`` again."""
+        self._cache: dict[str, _Account] = {}
+        # accounts changed by the current record, in write order, and what to write (None: delete)
+        self._dirty: dict[str, _Account | None] = {}
+        self._meta_changed = False
+        # every account key of the partition, in the store's order (the detector visits them in it)
+        self._keys: dict[str, None] = dict.fromkeys(k for k in self.store if not is_internal_key(k))
+        self._meta_raw = self.store.get(self.meta_key)
+        self._meta = HoursMeta.decode(self._meta_raw)
 
     def meta(self) -> HoursMeta:
-        return HoursMeta.decode(self.store.get(self.meta_key))
+        """The partition's meta as of the last record (the processor's own copy: read, don't change)."""
+        return self._meta
 
     def handle(self, record: Mapping[str, Any]) -> Handled:
-        if record.get("heartbeat"):
-            return self._heartbeat(record)
-        return self._partials(record)
+        try:
+            handled = self._heartbeat(record) if record.get("heartbeat") else self._partials(record)
+            self._write_back()
+        except BaseException:
+            self.reset()
+            raise
+        return handled
+
+    # --- the cache ------------------------------------------------------------------------------
+
+    def _account(self, account: str) -> _Account:
+        found = self._cache.get(account)
+        if found is None:
+            if len(self._cache) >= self.cache_max_accounts:
+                self._spill()
+            if account in self._dirty:  # changed by this record and not written yet (None: deleted)
+                found = self._dirty[account] or _Account(AccountHours(), None, memoryview(b""))
+            else:
+                raw = self.store.get(account)
+                aux, detector = decode_account(raw)
+                state = decode_state(detector) if detector else None
+                found = _Account(aux, state, _tail(raw, len(detector)))
+            self._cache[account] = found
+        return found
+
+    def _touch(self, account: str, found: _Account) -> None:
+        """The account changed: write ``found`` when the record is done."""
+        self._dirty[account] = found
+        self._keys[account] = None
+
+    def _delete(self, account: str) -> None:
+        self._cache.pop(account, None)
+        self._keys.pop(account, None)
+        self._dirty[account] = None
+
+    def _write_back(self) -> None:
+        """The record is done: its changed accounts into ``store``, then the meta if it changed."""
+        self._write_accounts()
+        if self._meta_changed:
+            self._meta_changed = False
+            encoded = self._meta.encode()
+            if encoded != self._meta_raw:  # a repeated heartbeat changes nothing
+                self.store[self.meta_key] = encoded
+                self._meta_raw = encoded
+        if len(self._cache) > self.cache_max_accounts:
+            self._spill()
+
+    def _write_accounts(self) -> None:
+        store = self.store
+        for account, found in self._dirty.items():
+            if found is None:
+                store.pop(account, None)
+                continue
+            detector = found.detector_bytes
+            if detector is None:
+                detector = memoryview(b"" if found.state is None else encode_state(found.state))
+            value = store[account] = encode_account(found.aux, detector)
+            found.detector_bytes = _tail(value, len(detector))
+        self._dirty.clear()
+
+    def _spill(self) -> None:
+        """Bound the cache (also in the middle of a record that visits more accounts than it holds):
+        write the changed accounts so far, then drop the least recently loaded quarter."""
+        self._write_accounts()
+        drop = len(self._cache) - self.cache_max_accounts + self.cache_max_accounts // 4 + 1
+        for account in list(islice(self._cache, max(drop, 0))):
+            del self._cache[account]
+
+    def _accounts(self) -> list[str]:
+        return list(self._keys)
 
     # --- partials -----------------------------------------------------------------------------
 
     def _partials(self, record: Mapping[str, Any]) -> Handled:
         account = str(record["account_id"])
         source, epoch, seq = int(record["source_partition"]), str(record["epoch"]), int(record["seq"])
-        aux, detector = decode_account(self.store.get(account))
+        found = self._account(account)
+        aux = found.aux
         applied = aux.applied.get(source)
         if applied is not None and applied[0] == epoch and seq <= applied[1]:
             return Handled(duplicate=True)
         aux.applied[source] = (epoch, seq)
-        closed = self.meta().closed_through
+        closed = self._meta.closed_through
         late = 0
         for hour, substantive, engaged_delta in record["hours"]:
             if closed is not None and hour <= closed:
@@ -125,11 +233,10 @@ class AccountHoursProcessor:
             slot = aux.pending.setdefault(int(hour), [0, 0])
             slot[0] += substantive
             slot[1] += engaged_delta
-        self.store[account] = encode_account(aux, detector)
+        self._touch(account, found)
         if late:
-            meta = self.meta()
-            meta.late_partials += late
-            self.store[self.meta_key] = meta.encode()
+            self._meta.late_partials += late
+            self._meta_changed = True
             log.warning(
                 "account-hours partition %d: %d late partial hour(s) of %s from source partition %d "
                 "(hours already closed through %d); substantive counts dropped",
@@ -145,7 +252,8 @@ class AccountHoursProcessor:
 
     def _heartbeat(self, record: Mapping[str, Any]) -> Handled:
         source, complete_before = int(record["source_partition"]), int(record["complete_before_ms"])
-        meta = self.meta()
+        meta = self._meta
+        self._meta_changed = True
         meta.heartbeats[source] = max(meta.heartbeats.get(source, complete_before), complete_before)
         for hour in record.get("active_hours", ()):
             if meta.closed_through is None or hour > meta.closed_through:
@@ -154,14 +262,11 @@ class AccountHoursProcessor:
         last = self._last_closable(meta)
         if last is not None:
             handled.alerts, handled.closed_hours = self._close_through(meta, last)
-        encoded = meta.encode()
-        if encoded != self.store.get(self.meta_key):  # a repeated heartbeat changes nothing
-            self.store[self.meta_key] = encoded
         return handled
 
     def waiting_for(self) -> list[int]:
         """Source partitions not heard from yet (what holds hours back under ``wait_for_all_sources``)."""
-        heard = self.meta().heartbeats
+        heard = self._meta.heartbeats
         return [p for p in range(self.partitions) if p not in heard]
 
     def _last_closable(self, meta: HoursMeta) -> int | None:
@@ -212,10 +317,8 @@ class AccountHoursProcessor:
     def _pending_by_hour(self, last: int) -> dict[int, list[tuple[str, int]]]:
         """``hour -> [(account, substantive)]`` of the pending hours up to ``last``, in account order."""
         by_hour: dict[int, list[tuple[str, int]]] = {}
-        for key in sorted(self.store):
-            if is_internal_key(key):
-                continue
-            aux, _ = decode_account(self.store.get(key))
+        for key in sorted(self._keys):
+            aux = self._account(key).aux
             for hour, (substantive, _delta) in aux.pending.items():
                 if hour <= last:
                     by_hour.setdefault(hour, []).append((key, substantive))
@@ -223,12 +326,12 @@ class AccountHoursProcessor:
 
     def _fold(self, hour: int, account: str) -> AccountHours:
         """Remove ``hour`` from the account's pending hours; its engaged level absorbs the delta."""
-        aux, detector = decode_account(self.store.get(account))
-        slot = aux.pending.pop(hour, None)
+        found = self._account(account)
+        slot = found.aux.pending.pop(hour, None)
         if slot is not None:
-            aux.engaged += slot[1]
-        self.store[account] = encode_account(aux, detector)
-        return aux
+            found.aux.engaged += slot[1]
+            self._touch(account, found)
+        return found.aux
 
     def _close(self, hour: int, accounts: list[tuple[str, int]]) -> list[Alert]:
         alerts: list[Alert] = []
@@ -237,3 +340,50 @@ class AccountHoursProcessor:
             alerts += self.detector.observe(account, hour, substantive, max(0, aux.engaged))
         alerts += self.detector.close_hour(hour)
         return alerts
+
+
+def _tail(value: bytes | None, length: int) -> memoryview:
+    """The last ``length`` bytes of ``value``, without copying them."""
+    view = memoryview(value or b"")
+    return view[len(view) - length :]
+
+
+class _CachedDetector(DropDetector):
+    """The detector over the processor's cache: an account's state and bookkeeping are one value."""
+
+    def __init__(self, rule: DropRule, processor: AccountHoursProcessor) -> None:
+        super().__init__(rule, {})  # every state access goes through the methods below
+        self._processor = processor
+
+    def _get(self, account_id: str) -> AccountState | None:
+        return self._processor._account(account_id).state
+
+    def _save(self, account_id: str, state: AccountState) -> None:
+        found = self._processor._account(account_id)
+        # as a decode of its encoding would be: the next hour starts from the same float32 values
+        found.state, found.detector_bytes = as_stored(state), None
+        self._processor._touch(account_id, found)
+
+    def _forget(self, account_id: str) -> None:
+        """Keep the account's bookkeeping only if it still matters."""
+        processor = self._processor
+        found = processor._account(account_id)
+        if found.aux.pending or found.aux.engaged:
+            found.state, found.detector_bytes = None, memoryview(b"")
+            processor._touch(account_id, found)
+        else:
+            processor._delete(account_id)
+
+    def _behind(self, hour: int) -> list[str]:
+        behind = []
+        for account_id in self._processor._accounts():
+            state = self._processor._account(account_id).state
+            if state is not None and state.last_hour < hour:
+                behind.append(account_id)
+        return behind
+
+    def _states(self) -> Iterator[tuple[str, AccountState]]:
+        for account_id in self._processor._accounts():
+            state = self._processor._account(account_id).state
+            if state is not None:
+                yield account_id, state

@@ -19,7 +19,6 @@ partials.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Final
@@ -57,7 +56,7 @@ class AccountHours:
         return not self.pending and not self.engaged and not self.applied
 
 
-def encode_account(aux: AccountHours, detector: bytes) -> bytes:
+def encode_account(aux: AccountHours, detector: bytes | memoryview) -> bytes:
     body: dict[str, object] = {}
     if aux.pending:
         body["h"] = [[hour, *aux.pending[hour]] for hour in sorted(aux.pending)]
@@ -126,48 +125,3 @@ class HoursMeta:
             active=set(data["active"]),
             late_partials=data["late"],
         )
-
-
-class DetectorStore(MutableMapping[str, bytes]):
-    """The detector's view of the combined values: ``account -> detector state`` only.
-
-    Accounts that have pending hours but were never observed yet have no detector state and are
-    not listed, so ``close_hour`` does not feed them zeros before their first hour.
-    """
-
-    def __init__(self, store: MutableMapping[str, bytes]) -> None:
-        self.store = store
-
-    def __getitem__(self, account: str) -> bytes:
-        if is_internal_key(account):
-            raise KeyError(account)
-        detector = detector_part(self.store[account])
-        if not detector:
-            raise KeyError(account)
-        return detector
-
-    def get(self, account: str, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
-        try:
-            return self[account]
-        except KeyError:
-            return default
-
-    def __setitem__(self, account: str, value: bytes) -> None:
-        aux, _ = decode_account(self.store.get(account))
-        self.store[account] = encode_account(aux, value)
-
-    def __delitem__(self, account: str) -> None:
-        """The detector forgets an account: keep the bookkeeping only if it still matters."""
-        aux, _ = decode_account(self.store[account])
-        if aux.pending or aux.engaged:
-            self.store[account] = encode_account(aux, b"")
-        else:
-            del self.store[account]
-
-    def __iter__(self) -> Iterator[str]:
-        for key in list(self.store):
-            if not is_internal_key(key) and detector_part(self.store.get(key)):
-                yield key
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)

@@ -29,6 +29,7 @@ from streams.runtime import create_topics
 from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.clickhouse import ClickHouseSink
+from streams.worker.bulk import Record
 from streams.worker.drop_wiring import DropStage
 from tests.drop_streams import MONDAY_MS, counts, key, messages, reference, routed
 from tests.integration.alertmanager import AlertmanagerServer, WebhookReceiver, deploy_config
@@ -186,7 +187,7 @@ class _Port:
     async def send_alerts(self, records: list[tuple[bytes, bytes]]) -> None:
         self.sent.extend(records)
 
-    async def sync_state(self) -> None:
+    async def sync_state(self, records: list[Record]) -> None:
         pass
 
 

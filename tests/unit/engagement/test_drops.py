@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.engagement import drops
 from streams.engagement.drop_state import HEADER_BYTES, AccountState, decode_state, encode_state
 from streams.engagement.drops import DropDetector, DropRule, step
 from streams.engagement.model import HOUR_MS, Alert
@@ -326,3 +327,26 @@ def test_oracle_evidence_is_the_lower_tail_of_the_generator_noise() -> None:
     # A fatter lower tail than Poisson at the same mean, and no overflow at large volumes.
     assert drop_eval.lower_tail(10, 20.0, 5.0) > drop_eval.lower_tail(10, 20.0, 0.0)
     assert drop_eval.lower_tail(30, 10_000.0, 0.0) < 1e-300
+
+
+@given(
+    ring=st.sampled_from([168, 336, 672]),
+    first=st.integers(0, 5_000),
+    values=st.lists(st.one_of(st.none(), st.integers(0, 70_000)), max_size=1_500),
+)
+@settings(max_examples=60, deadline=None)
+def test_a_day_total_is_the_sum_of_its_known_hours_or_none(
+    ring: int, first: int, values: list[int | None]
+) -> None:
+    """``_day_total`` reads the ring in one slice; it must equal the hour-by-hour definition (gaps,
+    hours before the account or out of the ring, a ring wrapping inside the day, a widened ring)."""
+    state = AccountState.new(first, ring)
+    for hour, value in enumerate(values, start=first):
+        state.put(hour, value)
+
+    def by_hour(day: int) -> int | None:
+        known = [state.count_at(hour) for hour in range(day * 24, day * 24 + 24)]
+        return None if None in known else sum(v for v in known if v is not None)
+
+    for day in range(first // 24 - 1, state.last_hour // 24 + 2):
+        assert drops._day_total(state, day) == by_hour(day)

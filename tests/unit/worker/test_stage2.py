@@ -196,6 +196,21 @@ def test_a_processor_rebuilt_from_its_store_decides_identically() -> None:
     assert sorted(uninterrupted, key=key) == reference(hourly)
 
 
+@pytest.mark.parametrize("cache_max_accounts", [1, 2])
+def test_a_cache_smaller_than_the_partition_decides_and_stores_identically(cache_max_accounts: int) -> None:
+    """The processor keeps decoded accounts between records; with fewer slots than accounts it writes
+    and evicts in the middle of a record (each hour closed visits every account), with no effect."""
+    hourly, msgs = _stream(23)
+    full: dict[str, bytes] = {}
+    expected = run(AccountHoursProcessor(RULE, full, 0, 3), msgs)
+    small: dict[str, bytes] = {}
+    proc = AccountHoursProcessor(RULE, small, 0, 3, cache_max_accounts=cache_max_accounts)
+    assert run(proc, msgs) == expected
+    assert small == full
+    assert len(proc._cache) <= cache_max_accounts
+    assert sorted(expected, key=key) == reference(hourly)
+
+
 @pytest.mark.parametrize("seed", [31, 32])
 def test_crashes_before_or_during_the_state_write_replay_into_the_same_alerts(seed: int) -> None:
     """Like the wiring: handle against a staged overlay, deliver, then commit. A crash either discards

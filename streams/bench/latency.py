@@ -47,7 +47,16 @@ import aiohttp
 import orjson
 
 from streams.bench.probe_worker import PROBE_PREFIX
-from streams.bench.procs import ENGAGE, Child, bench_env, peak_rss_mb, scrape, scrape_labelled, wait_until
+from streams.bench.procs import (
+    ENGAGE,
+    PROGRESS,
+    Child,
+    bench_env,
+    peak_rss_mb,
+    scrape,
+    scrape_labelled,
+    wait_until,
+)
 from streams.demo.generator import GeneratorConfig, TrafficGenerator
 from streams.demo.webhooks import WebhookRequest, build_requests
 from streams.embedded.broker import free_port
@@ -209,7 +218,7 @@ def measure(
 
     def consumed() -> float:
         worker.check()
-        return scrape(metrics_port).get("engage_events_consumed_total", 0)
+        return scrape(metrics_port, PROGRESS).get("engage_events_consumed_total", 0)
 
     def rows() -> dict[str, float]:
         found = scrape_labelled(metrics_port).get("engage_sink_rows_written_total", {})
@@ -217,9 +226,11 @@ def measure(
 
     def settle() -> None:
         """Wait for two more commit ticks: what was consumed so far is flushed and written."""
-        commits = scrape(metrics_port).get("engage_offset_commits_total", 0)
+        commits = scrape(metrics_port, PROGRESS).get("engage_offset_commits_total", 0)
         wait_until(
-            lambda: scrape(metrics_port).get("engage_offset_commits_total", 0) > commits + 1, 60, "a commit"
+            lambda: scrape(metrics_port, PROGRESS).get("engage_offset_commits_total", 0) > commits + 1,
+            60,
+            "a commit",
         )
 
     try:

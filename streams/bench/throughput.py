@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from streams.bench.procs import ENGAGE, Child, peak_rss_mb, scrape, wait_until
+from streams.bench.procs import ENGAGE, PROGRESS, Child, peak_rss_mb, scrape, wait_until
 from streams.bench.workload import bench_events
 from streams.embedded.broker import ensure_topics, free_port
 
@@ -117,7 +117,7 @@ def our_worker(env: dict[str, str], expected: int, data_dir: Path) -> dict[str, 
             time.sleep(0.1)
             child.check()
             try:
-                last = scrape(port)
+                last = scrape(port, PROGRESS)
             except OSError:
                 continue
             done = last.get("engage_events_consumed_total", 0) + last.get("engage_events_rejected_total", 0)
@@ -131,7 +131,9 @@ def our_worker(env: dict[str, str], expected: int, data_dir: Path) -> dict[str, 
         # wait for the last flush to be acknowledged (commit counter moves after it)
         commits = last.get("engage_offset_commits_total", 0)
         committed = wait_until(
-            lambda: scrape(port).get("engage_offset_commits_total", 0) > commits + 1, 60, "the last commit"
+            lambda: scrape(port, PROGRESS).get("engage_offset_commits_total", 0) > commits + 1,
+            60,
+            "the last commit",
         )
         final = scrape(port)
         return {

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from streams.bench.procs import bench_env, scrape
+from streams.bench.procs import PROGRESS, bench_env, scrape
 from streams.bench.workload import bench_events
 from streams.embedded.broker import EmbeddedBroker, free_port
 from streams.producer import KafkaEventPublisher
@@ -65,7 +65,7 @@ def main() -> int:
             while True:
                 time.sleep(0.25)
                 try:
-                    last = scrape(port)
+                    last = scrape(port, PROGRESS)
                 except OSError:
                     continue
                 done = last.get("engage_events_consumed_total", 0) + last.get(
@@ -84,7 +84,7 @@ def main() -> int:
                 if done >= args.events:
                     break
             commits = last.get("engage_offset_commits_total", 0)
-            while scrape(port).get("engage_offset_commits_total", 0) <= commits + 1:
+            while scrape(port, PROGRESS).get("engage_offset_commits_total", 0) <= commits + 1:
                 time.sleep(0.1)
             assert started is not None
             elapsed = time.perf_counter() - started

@@ -53,3 +53,19 @@ def test_stop_releases_the_port() -> None:
     server.stop()  # idempotent
     with pytest.raises(RuntimeError):
         _ = server.port
+
+
+def test_the_benchmark_progress_poll_reads_only_what_it_names() -> None:
+    # The benchmarks poll a running worker ten times a second; the poll must not render every metric.
+    from streams.bench.procs import PROGRESS, scrape
+
+    metrics = Metrics.create(CollectorRegistry())
+    metrics.events_consumed.labels("like").inc(7)
+    metrics.events_consumed.labels("comment").inc(3)
+    metrics.transitions.labels("engaged").inc(5)
+    with MetricsServer(metrics.registry, port=0) as server:
+        polled = scrape(server.port, PROGRESS)
+        everything = scrape(server.port)
+    assert polled["engage_events_consumed_total"] == 10
+    assert set(polled) <= set(PROGRESS)
+    assert everything["engage_transitions_total"] == 5

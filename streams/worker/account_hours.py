@@ -25,11 +25,16 @@ def account_hour_records(
     """(records keyed by account, heartbeat to broadcast to every partition or None)."""
     substantive: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     engaged_delta: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    active: set[int] = set()
-    for row in outputs.account_minutes:
-        # events only: a row holding just lapses (fired by timers, in hours nobody wrote in) is not data
-        if row.likes or row.comments or row.shares or row.follows or row.unfollows:
-            active.add(row.minute_ms - row.minute_ms % HOUR_MS)
+    rows = outputs.account_minutes
+    # Events only: a row holding just transitions (fired by timers, in hours nobody wrote in) is not
+    # data. The distinct minutes first: a flush carries many rows per minute, the hours come from those.
+    minutes = {
+        row.minute_ms
+        for row in rows
+        if row.likes or row.comments or row.shares or row.follows or row.unfollows
+    }
+    active = {minute - minute % HOUR_MS for minute in minutes}
+    for row in rows:
         if row.substantive:
             substantive[row.account_id][row.minute_ms - row.minute_ms % HOUR_MS] += row.substantive
     for transition in outputs.transitions:

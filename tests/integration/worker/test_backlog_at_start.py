@@ -103,4 +103,8 @@ def test_backlog_queued_while_faust_ends_recovery_is_not_lost(broker: EmbeddedBr
     _processes_whole_backlog(restarted, settings, cfg)
     log = restarted.log()
     assert "race: seek returns" in log, "the forced interleaving did not run:\n" + log[-3000:]
-    assert "race: flow control clear drops" not in log, _race_lines(restarted)
+    # Only while it runs: stopping the worker clears flow control too, and a message queued then (a
+    # stage-2 record, say) is dropped unacknowledged, which is harmless because nothing is processed
+    # or committed after it.
+    running = log.split("[^Worker]: Stopping", 1)[0]
+    assert "race: flow control clear drops" not in running, _race_lines(restarted)

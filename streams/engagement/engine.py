@@ -327,13 +327,20 @@ class PartitionEngine:
         pair.times = (*times[:index], at, *times[index:])
         pair.hashes = (*hashes[:index], digest, *hashes[index:])
         pair.raw = None
-        due = pair.due
-        if due is not None and at < due:
-            pair.due = at
         self._add_score(pair, self.rule.weight(event.type, True), at, 1)
         self._dirty.add(actor)
         self._changed_scores[actor, account] = pair
-        self._timers.schedule(actor, at)
+        if pair.engaged or len(pair.times) >= self.rule.threshold:
+            # A transition is possible at this time: evaluate it once final passes it.
+            due = pair.due
+            if due is not None and at < due:
+                pair.due = at
+            self._timers.schedule(actor, at)
+        else:
+            # Below N and not engaged: no transition until more times arrive (most pairs: one or two
+            # comments); the next check is its expiry.
+            due = pair.due = self._due(pair, self._final)
+            self._timers.schedule(actor, due)
         return True
 
     def _add_score(self, pair: PairState, score: float, at: int, interactions: int) -> None:
@@ -508,7 +515,7 @@ class PartitionEngine:
             else:
                 state.seq = seq
                 state.watermark = watermark
-                out[actor] = encode(state)
+                out[actor] = encode(state, self._final)
         if self.write_store:
             store = self.store
             for actor, value in out.items():

@@ -18,14 +18,16 @@ Fixed-width fields instead of varints: decoding and encoding run for every touch
 per flush, and ``struct`` does a whole record in one C call where a Python varint loop costs a
 microsecond per integer. A pair with three substantive times and no pending hashes takes
 ``2 + len(account_id) + 30 + 24`` bytes (66 for a 10-character account id); a like-only pair 42.
-Hashes are only kept for times at or after ``checked`` (the horizon before which every event would be
-late anyway, so no duplicate of them can be accepted any more): a settled pair carries none.
+Hashes are only kept for times at or after the final horizon when the record was written (before it
+every event would be late anyway, so no duplicate of them can be accepted any more): a settled pair
+carries none.
 """
 
 from __future__ import annotations
 
 import hashlib
 import struct
+from bisect import bisect_left
 from functools import lru_cache
 from typing import Final
 
@@ -159,7 +161,7 @@ def _platform_table(platforms: tuple[str, ...]) -> bytes:
     return b"".join(_U8.pack(len(raw)) + raw for raw in (name.encode() for name in platforms))
 
 
-def _encode_pair(state: ActorState, pair: PairState) -> bytes:
+def _encode_pair(state: ActorState, pair: PairState, horizon: int | None) -> bytes:
     platforms = state.platforms
     try:
         index = platforms.index(pair.platform)
@@ -171,6 +173,10 @@ def _encode_pair(state: ActorState, pair: PairState) -> bytes:
     kept = len(hashes)
     while kept and hashes[len(hashes) - kept] == 0:
         kept -= 1
+    if horizon is not None:
+        # Hashes of times before the final horizon are never needed again (a redelivery of those
+        # events would be late), whether or not a timer has dropped them from memory yet.
+        kept = min(kept, len(times) - bisect_left(times, horizon))
     account = pair.account_id.encode()
     return _record(len(account), len(times), kept).pack(
         len(account),
@@ -187,16 +193,18 @@ def _encode_pair(state: ActorState, pair: PairState) -> bytes:
     )
 
 
-def encode(state: ActorState) -> bytes:
+def encode(state: ActorState, horizon: int | None = None) -> bytes:
     """The table value of ``state`` (see the module docstring for the layout).
 
-    Unchanged pairs reuse their cached record, so the cost follows the pairs that changed.
+    Unchanged pairs reuse their cached record, so the cost follows the pairs that changed. With a
+    ``horizon`` (the engine's final time), a changed pair's record leaves out the hashes of its times
+    before it; a cached record may still carry some, which is only a few bytes more.
     """
     records = []
     for pair in state.pairs.values():
         raw = pair.raw
         if raw is None:
-            raw = pair.raw = _encode_pair(state, pair)
+            raw = pair.raw = _encode_pair(state, pair, horizon)
         records.append(raw)
     head = _ACTOR.pack(
         VERSION,

@@ -96,10 +96,13 @@ def expired(pair: PairState, horizon: int, k: float, floor: float) -> bool:
 def next_due(pair: PairState, horizon: int, threshold: int, window: int, k: float, floor: float) -> int:
     """The earliest event time at which this pair needs evaluating again (the timer's due time).
 
-    The pair must be re-evaluated once ``final`` passes: its first unevaluated substantive time (an
-    engage candidate, and its hash can then be dropped); if engaged, its first lapse as far as
+    The pair must be re-evaluated once ``final`` passes: its first unevaluated substantive time if
+    it has at least N times (an engage candidate); if engaged, that time or its first lapse as far as
     known now (a later arrival can only postpone it — the timer then finds nothing and re-plans);
-    else the time its state expires.
+    else the time its state expires. A pair below N that is not engaged cannot change its verdict
+    until more times arrive (each arrival plans its own check), so it waits for its expiry; the
+    hashes of its times that became final meanwhile are left out of its stored record
+    (:func:`~streams.engagement.state.encode` with a horizon), not dropped by a timer.
     """
     times = pair.times
     i = bisect_left(times, horizon)
@@ -110,7 +113,7 @@ def next_due(pair: PairState, horizon: int, threshold: int, window: int, k: floa
             if drop >= horizon and count_at(times, drop, window) < threshold:
                 return min(due, drop)
         return due  # unreachable: the count is 0 after the last drop point
-    if due != NEVER:
+    if due != NEVER and len(times) >= threshold:
         return due
     expiry = times[-1] + window if times else horizon
     if pair.score >= floor:

@@ -53,13 +53,13 @@ def event_envelopes(
     for (topic, partition), group in group_for_envelopes(events, partitions, topic_for).items():
         parts: list[bytes] = []
         first: Interaction | None = None
-        size = 2
+        size = 1  # "["; each part adds its bytes and one more (a comma, or the closing "]")
         for event in group:
             part = orjson.dumps(event.to_dict())
             if parts and size + len(part) + 1 > max_bytes:
                 assert first is not None
                 out.append(Envelope(topic, partition, first.partition_key, b"[" + b",".join(parts) + b"]"))
-                parts, size = [], 2
+                parts, size = [], 1
             if not parts:
                 first = event
             parts.append(part)
@@ -125,14 +125,14 @@ def canonical_envelopes(
             continue
         parts: list[bytes] = []
         first: dict[str, Any] = group[0]
-        size = 2
+        size = 1  # "["; each part adds its bytes and one more (a comma, or the closing "]")
         for event in group:
             part = dumps(event)
             if parts and size + len(part) + 1 > max_bytes:
                 out.append(
                     Envelope(topic, partition, first["actor_id"].encode(), b"[" + b",".join(parts) + b"]")
                 )
-                parts, size = [], 2
+                parts, size = [], 1
             if not parts:
                 first = event
             parts.append(part)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -129,3 +130,24 @@ def test_messages_decode_to_the_accepted_events() -> None:
     [envelope] = canonical_envelopes(valid, {"like": "t", "comment": "t"}, ActorPartitions(1))
     assert [e.event_id for e in iter_message(envelope.value)] == ["e1", "e2"]  # type: ignore[union-attr]
     assert b"extra" not in envelope.value and b'"occurred_at":1795341600000' in envelope.value
+
+
+AT = 1_795_342_500_000
+
+
+def test_an_envelope_may_be_exactly_max_bytes() -> None:
+    # Found by the property test above: the cut counted one comma too many and split an envelope that
+    # fit exactly (two 155-byte events, 313 bytes with brackets and comma) where the fast path did not.
+    events = [
+        Interaction(
+            f"e{i}", "share", "generic", "brand", "actor-10", f"p{i}", "\r\U00010000", 1_795_342_500_000 + i
+        )
+        for i in range(2)
+    ]
+    exact = len(orjson.dumps([e.to_dict() for e in events]))
+    for max_bytes, count in ((exact, 1), (exact - 1, 2)):
+        envelopes = event_envelopes(events, TOPIC_FOR, 1, max_bytes=max_bytes)
+        assert [len(e.value) <= max_bytes for e in envelopes] == [True] * count
+        assert envelopes == canonical_envelopes(
+            [e.to_dict() for e in events], TOPIC_FOR, ActorPartitions(1), max_bytes=max_bytes
+        )

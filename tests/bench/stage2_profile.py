@@ -15,9 +15,6 @@ batch. Only stage 2 is timed (``time.process_time``); prints CPU µs per input e
 from __future__ import annotations
 
 import argparse
-import asyncio
-import cProfile
-import gc
 import hashlib
 import logging
 import time
@@ -26,20 +23,16 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry
 
-from streams.engagement import PartitionEngine, Rule
 from streams.engagement.drops import DropRule
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
-from streams.runtime import WORKER_GC_THRESHOLDS
 from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink
 from streams.worker.bulk import ChangelogBuffer, Record
 from streams.worker.drop_wiring import DropStage
-from streams.worker.runner import PartitionRunner
 from streams.worker.stage2_state import decode_account, encode_account
-from streams.worker.state import PartitionView
-from tests.bench.stage_profile import PARTITIONS, envelopes
+from tests.bench.stage_profile import PARTITIONS, envelopes, run_as_worker, stage1
 
 BATCH = 100  # the agent's noack_take(100, within=0.2)
 
@@ -97,21 +90,8 @@ def digest(alerts: bytes, table: dict[bytes, bytes]) -> str:
 
 async def run(messages: list[tuple[int, str, bytes]], interval: int, settings: Settings) -> dict[str, Any]:
     metrics = Metrics.create(CollectorRegistry())
-    rule = Rule.from_settings(settings)
-    runners, views = [], []
-    shared: dict[bytes, bytes] = {}
-    changelog = ChangelogBuffer()
-    for partition in range(PARTITIONS):
-        view = PartitionView(shared, partition, PARTITIONS, changelog)
-        engine = PartitionEngine(rule, view, write_store=False, auto_watermark=False)
-        runners.append(PartitionRunner.recover(partition, PARTITIONS, engine, view, "g", metrics))
-        views.append(view)
+    runners, views, changelog = stage1(messages, settings, metrics)
     port, sink, backoff = CapturingPort(changelog), MemorySink(), Backoff()
-    highwater: dict[tuple[int, str], int] = {}
-    for partition, topic, _ in messages:
-        highwater[partition, topic] = highwater.get((partition, topic), 0) + 1
-    for (partition, topic), count in highwater.items():
-        runners[partition].note_highwater(topic, count)
 
     alerts = AlertCounter()
     drops_table: dict[bytes, bytes] = {}
@@ -177,16 +157,7 @@ def main() -> int:
     logging.basicConfig(level=logging.ERROR)
     settings = Settings.from_env({})
     messages = envelopes(args.events, settings)
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*WORKER_GC_THRESHOLDS)
-    profiler = cProfile.Profile() if args.cprofile else None
-    if profiler:
-        profiler.enable()
-    result = asyncio.run(run(messages, args.interval, settings))
-    if profiler:
-        profiler.disable()
-        profiler.dump_stats(args.cprofile)
+    result = run_as_worker(run(messages, args.interval, settings), args.cprofile)
     if args.dump:
         table = {k.hex(): v.hex() for k, v in sorted(result["table"].items())}
         with open(args.dump, "wb") as out:

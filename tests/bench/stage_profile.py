@@ -20,7 +20,9 @@ import logging
 import pickle
 import tempfile
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 
@@ -38,6 +40,7 @@ from streams.worker.runner import PartitionRunner
 from streams.worker.state import PartitionView
 
 PARTITIONS = 4  # as in make bench
+T = TypeVar("T")
 
 
 class CountingPort:
@@ -74,27 +77,34 @@ def envelopes(events: int, settings: Settings) -> list[tuple[int, str, bytes]]:
     return [(partition, topic, value) for _, partition, topic, value in out]
 
 
-async def run(messages: list[tuple[int, str, bytes]], interval: int, settings: Settings) -> dict[str, float]:
-    metrics = Metrics.create(CollectorRegistry())
+def stage1(
+    messages: list[tuple[int, str, bytes]], settings: Settings, metrics: Metrics
+) -> tuple[list[PartitionRunner], list[PartitionView], ChangelogBuffer]:
+    """One runner per partition as the worker wires them: one shared table seen through a view per
+    partition, writes buffered for the changelog, the watermark driven by the runner; every topic's
+    high-water mark known (the whole input is "in Kafka" already)."""
     rule = Rule.from_settings(settings)
-    runners = []
-    tables: list[PartitionView] = []
+    runners: list[PartitionRunner] = []
+    views: list[PartitionView] = []
     shared: dict[bytes, bytes] = {}
     changelog = ChangelogBuffer()
     for partition in range(PARTITIONS):
-        # As the worker wires it: one shared table seen through a view per partition, writes buffered
-        # for the changelog, the watermark driven by the runner.
         view = PartitionView(shared, partition, PARTITIONS, changelog)
         engine = PartitionEngine(rule, view, write_store=False, auto_watermark=False)
         runners.append(PartitionRunner.recover(partition, PARTITIONS, engine, view, "g", metrics))
-        tables.append(view)
-    port, sink, backoff = CountingPort(changelog), CountingSink(), Backoff()
-    # The whole input is "in Kafka" already: every topic-partition's high-water mark is known.
+        views.append(view)
     highwater: dict[tuple[int, str], int] = {}
     for partition, topic, _ in messages:
         highwater[partition, topic] = highwater.get((partition, topic), 0) + 1
     for (partition, topic), count in highwater.items():
         runners[partition].note_highwater(topic, count)
+    return runners, views, changelog
+
+
+async def run(messages: list[tuple[int, str, bytes]], interval: int, settings: Settings) -> dict[str, float]:
+    metrics = Metrics.create(CollectorRegistry())
+    runners, tables, changelog = stage1(messages, settings, metrics)
+    port, sink, backoff = CountingPort(changelog), CountingSink(), Backoff()
     feed_s = flush_s = 0.0
     offsets: dict[tuple[int, str], int] = {}
     since = events = 0
@@ -127,6 +137,22 @@ async def run(messages: list[tuple[int, str, bytes]], interval: int, settings: S
     }
 
 
+def run_as_worker(work: Coroutine[Any, Any, T], cprofile: str | None = None) -> T:
+    """Run ``work`` with the worker process's GC set-up (start-up objects frozen, its thresholds),
+    under cProfile when ``cprofile`` names an output file."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*WORKER_GC_THRESHOLDS)
+    profiler = cProfile.Profile() if cprofile else None
+    if profiler:
+        profiler.enable()
+    result = asyncio.run(work)
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(cprofile)
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=500_000)
@@ -143,16 +169,7 @@ def main() -> int:
         messages = envelopes(args.events, settings)
         if args.reuse:
             cached.write_bytes(pickle.dumps(messages))
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*WORKER_GC_THRESHOLDS)
-    profiler = cProfile.Profile() if args.cprofile else None
-    if profiler:
-        profiler.enable()
-    result = asyncio.run(run(messages, args.interval, settings))
-    if profiler:
-        profiler.disable()
-        profiler.dump_stats(args.cprofile)
+    result = run_as_worker(run(messages, args.interval, settings), args.cprofile)
     n = result["events"]
     feed, flush = result["feed_s"] / n * 1e6, result["flush_s"] / n * 1e6
     print(

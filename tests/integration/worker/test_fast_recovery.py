@@ -120,21 +120,22 @@ def test_starts_after_the_last_applied_offset_and_stops_when_told(
     assert done == {p0: -1, p1: -1}  # the hand-over points did not move
 
 
-def _recovery_for(app: Any, table: Any, topic: str, last: dict[Any, int]) -> Any:
+def _recovering(broker: EmbeddedBroker, tmp_path: Path) -> tuple[faust.App, Any, dict[Any, int], Any]:
+    """A written changelog, a fresh app and its Recovery set up as Faust leaves it before reading."""
+    topic = _changelog(broker)
+    app, table = _app(tmp_path, broker.bootstrap)
+    last = asyncio.run(_last_offsets(broker.bootstrap, topic))
     recovery = app.tables.recovery
     for tp in last:
         recovery.tp_to_table[tp] = table
         recovery.active_tps.add(tp)
     recovery.active_offsets.update({tp: -1 for tp in last})
     recovery.active_highwaters.update(last)
-    return recovery
+    return app, table, last, recovery
 
 
 def test_preload_hands_faust_nothing_left_to_recover(broker: EmbeddedBroker, tmp_path: Path) -> None:
-    topic = _changelog(broker)
-    app, table = _app(tmp_path, broker.bootstrap)
-    last = asyncio.run(_last_offsets(broker.bootstrap, topic))
-    recovery = _recovery_for(app, table, topic, last)
+    app, table, last, recovery = _recovering(broker, tmp_path)
     assert recovery.need_recovery()
     asyncio.run(fast_recovery.preload(recovery, app.conf, broker.bootstrap, set(last)))
     assert dict(recovery.active_offsets) == last
@@ -143,10 +144,7 @@ def test_preload_hands_faust_nothing_left_to_recover(broker: EmbeddedBroker, tmp
 
 
 def test_preload_applies_nothing_once_a_new_rebalance_started(broker: EmbeddedBroker, tmp_path: Path) -> None:
-    topic = _changelog(broker)
-    app, table = _app(tmp_path, broker.bootstrap)
-    last = asyncio.run(_last_offsets(broker.bootstrap, topic))
-    recovery = _recovery_for(app, table, topic, last)
+    app, table, last, recovery = _recovering(broker, tmp_path)
     recovery.signal_recovery_start.set()
     asyncio.run(fast_recovery.preload(recovery, app.conf, broker.bootstrap, set(last)))
     assert dict(recovery.active_offsets) == dict.fromkeys(last, -1)
@@ -155,10 +153,7 @@ def test_preload_applies_nothing_once_a_new_rebalance_started(broker: EmbeddedBr
 
 
 def test_install_wraps_only_the_active_offsets_step(broker: EmbeddedBroker, tmp_path: Path) -> None:
-    topic = _changelog(broker)
-    app, table = _app(tmp_path, broker.bootstrap)
-    last = asyncio.run(_last_offsets(broker.bootstrap, topic))
-    recovery = _recovery_for(app, table, topic, last)
+    app, table, last, recovery = _recovering(broker, tmp_path)
     recovery.active_offsets.clear()
     for tp in last:
         recovery.active_offsets[tp] = None  # as Faust's add_active leaves a store with no persisted offset
@@ -178,10 +173,7 @@ def test_install_wraps_only_the_active_offsets_step(broker: EmbeddedBroker, tmp_
 
 
 def test_a_failed_read_leaves_the_recovery_to_faust(broker: EmbeddedBroker, tmp_path: Path) -> None:
-    topic = _changelog(broker)
-    app, table = _app(tmp_path, broker.bootstrap)
-    last = asyncio.run(_last_offsets(broker.bootstrap, topic))
-    recovery = _recovery_for(app, table, topic, last)
+    app, _table, last, recovery = _recovering(broker, tmp_path)
     # nothing listens there: the plain consumer cannot start, and preload must not raise
     asyncio.run(fast_recovery.preload(recovery, app.conf, f"127.0.0.1:{free_port()}", set(last)))
     assert dict(recovery.active_offsets) == dict.fromkeys(last, -1)

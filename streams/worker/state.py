@@ -29,12 +29,17 @@ class PartitionView(MutableMapping[str, bytes]):
         self._partition = partition
         self._partitions = partitions
         self._changelog = changelog
+        # Faust's in-memory store proxies a dict without a ``get`` of its own, so Mapping.get raises
+        # and catches KeyError for every actor not stored (0.63 µs against dict.get's 0.06 measured).
+        # Its dict is created once and only ever changed in place, so reads may go to it directly.
+        data = getattr(table, "data", None)
+        self._lookup = data.get if type(data) is dict else table.get
 
     def __getitem__(self, key: str) -> bytes:
         return self._table[key.encode()]
 
     def get(self, key: str, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
-        value = self._table.get(key.encode())
+        value = self._lookup(key.encode())
         return default if value is None else value
 
     def __setitem__(self, key: str, value: bytes) -> None:

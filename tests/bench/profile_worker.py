@@ -32,6 +32,20 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _thread_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds per thread of ``pid``, keyed by ``name/tid``."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            raw = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = raw.split("(", 1)[1].rsplit(")", 1)[0]
+        fields = raw.rsplit(")", 1)[1].split()
+        out[f"{name}/{task.name}"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=300_000)
@@ -61,9 +75,10 @@ def main() -> int:
         )
         started = None
         spy = None
+        timeline: list[tuple[float, float]] = []
         try:
             while True:
-                time.sleep(0.25)
+                time.sleep(0.1)
                 try:
                     last = scrape(port, PROGRESS)
                 except OSError:
@@ -74,6 +89,7 @@ def main() -> int:
                 if done and started is None:
                     started = time.perf_counter()
                     cpu_started = _cpu_s(proc.pid)
+                    threads_started = _thread_cpu_s(proc.pid)
                     if args.pyspy:
                         spy_args = ["-p", str(proc.pid), "-f", "raw", "-r", "200", "-o", args.pyspy]
                         spy = subprocess.Popen(
@@ -81,18 +97,26 @@ def main() -> int:
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL,
                         )
+                if started is not None:
+                    timeline.append((time.perf_counter() - started, done))
                 if done >= args.events:
                     break
             commits = last.get("engage_offset_commits_total", 0)
-            while scrape(port, PROGRESS).get("engage_offset_commits_total", 0) <= commits + 1:
+            while scrape(port, PROGRESS).get("engage_offset_commits_total", 0) <= commits:
                 time.sleep(0.1)
             assert started is not None
             elapsed = time.perf_counter() - started
             cpu = _cpu_s(proc.pid) - cpu_started
+            threads = _thread_cpu_s(proc.pid)
+            per_thread = {name: spent - threads_started.get(name, 0.0) for name, spent in threads.items()}
             final = scrape(port)
+            marks = [next(t for t, d in timeline if d >= args.events * q) for q in (0.1, 0.5, 0.9, 1.0)]
+            print("reached 10/50/90/100%:", " ".join(f"{m:.2f}" for m in marks), f"committed {elapsed:.2f} s")
             print(
                 f"{args.events / elapsed:,.0f} events/s; {cpu / args.events * 1e6:.1f} CPU µs/event; "
-                f"changelog/event {final.get('engage_changelog_writes_total', 0) / args.events:.3f}"
+                f"changelog/event {final.get('engage_changelog_writes_total', 0) / args.events:.3f}; "
+                f"wall {elapsed:.2f} s, CPU by thread: "
+                + ", ".join(f"{name} {s:.2f}" for name, s in sorted(per_thread.items()) if s >= 0.05)
             )
         finally:
             if spy is not None:

@@ -141,13 +141,17 @@ def decode_object(obj: object) -> Interaction:
 
     The first branch is the common case checked in one expression (an integer timestamp, a platform
     seen before); anything else, valid or not, goes through :func:`_decode_checked`, which accepts
-    exactly the same documents and names the offending field. ~1.5 µs instead of ~8 µs per event.
+    exactly the same documents and names the offending field. ~0.6 µs instead of ~8 µs per event.
+    Subscripts, not ``dict.get`` calls (0.60 against 0.70 µs, best of 7): our producers write every
+    key, and a document without an optional one takes the checked path.
     """
     if type(obj) is dict:
-        get = obj.get
-        event_id, event_type, platform = get("event_id"), get("type"), get("platform")
-        account_id, actor_id, post_id = get("account_id"), get("actor_id"), get("post_id")
-        text, at = get("text"), get("occurred_at")
+        try:
+            event_id, event_type, platform = obj["event_id"], obj["type"], obj["platform"]
+            account_id, actor_id, post_id = obj["account_id"], obj["actor_id"], obj["post_id"]
+            text, at = obj["text"], obj["occurred_at"]
+        except KeyError:
+            return _decode_checked(obj)
         if (
             type(event_id) is str
             and 0 < len(event_id) <= _MAX_ID

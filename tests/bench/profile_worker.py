@@ -91,7 +91,7 @@ def main() -> int:
                     cpu_started = _cpu_s(proc.pid)
                     threads_started = _thread_cpu_s(proc.pid)
                     if args.pyspy:
-                        spy_args = ["-p", str(proc.pid), "-f", "raw", "-r", "200", "-o", args.pyspy]
+                        spy_args = ["-p", str(proc.pid), "-f", "raw", "-r", "200", "--idle", "-o", args.pyspy]
                         spy = subprocess.Popen(
                             ["py-spy", "record", *spy_args],
                             stdout=subprocess.DEVNULL,

@@ -11,6 +11,7 @@ from streams.events import (
     Rejected,
     decode_event,
     decode_message,
+    decode_object,
     encode_batch,
     iter_message,
     parse_timestamp_ms,
@@ -117,3 +118,22 @@ def test_decode_message_agrees_with_iter_message(raw: bytes) -> None:
     assert [(r.raw, str(r.error), r.error.reason) for r in rejected] == [
         (i.raw, str(i.error), i.error.reason) for i in items if isinstance(i, Rejected)
     ]
+
+
+def test_optional_keys_may_be_left_out_or_null() -> None:
+    full = {
+        "event_id": "e1",
+        "type": "follow",
+        "platform": "x",
+        "account_id": "brand",
+        "actor_id": "fan",
+        "post_id": None,
+        "text": None,
+        "occurred_at": 1_700_000_000_000,
+    }
+    short = {k: v for k, v in full.items() if k not in ("post_id", "text")}
+    assert decode_object(short) == decode_object(full)
+    expected = Interaction("e1", "follow", "x", "brand", "fan", None, None, 1_700_000_000_000)
+    assert decode_object(full) == expected
+    with pytest.raises(SchemaViolation, match="post_id"):
+        decode_object({**short, "type": "like"})

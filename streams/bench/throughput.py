@@ -3,7 +3,7 @@
 (a) the raw ceiling: an aiokafka ``getmany`` + orjson loop over the very topics the worker reads;
 (b) a naive Faust worker: one event per message, a Record per event, a tumbling windowed table;
 (c) our worker end to end: consumed → state → flags produced → aggregates handed to the sink →
-    acknowledged (and committed on Faust's commit interval), with ``--sink memory``.
+    acknowledged and committed (the flush commits what it acknowledged), with ``--sink memory``.
 
 (c) also reports how long the worker took from process start to its first event consumed (empty
 state): the baseline the recovery phase compares against.

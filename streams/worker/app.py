@@ -6,8 +6,8 @@ Drop detection (stage 2: the ``drops`` agent and its ``drop-state`` table on
 Why ``noack_take`` and explicit acks: Faust's ``take()`` acknowledges a batch in a ``finally`` as soon
 as the loop body returns, so offsets could be committed before the ClickHouse write. With
 ``noack_take`` the runner acknowledges a message only after the flush that covers it completed
-(intent → sink → flags → state → ack, see :mod:`streams.worker.meta`); Faust then commits acked
-offsets on its own commit interval. A crash in between replays, and the replay is exact.
+(intent → sink → flags → state → ack, see :mod:`streams.worker.meta`), and the flush then commits the
+acknowledged offsets itself. A crash in between replays, and the replay is exact.
 
 Messages are batch envelopes (a JSON array of events of one partition), so Faust's per-message
 overhead (measured ~14k messages/s here) is paid once per few hundred events.

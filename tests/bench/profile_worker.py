@@ -90,6 +90,7 @@ def main() -> int:
                     started = time.perf_counter()
                     cpu_started = _cpu_s(proc.pid)
                     threads_started = _thread_cpu_s(proc.pid)
+                    broker_started = _cpu_s(broker.pid) if broker.pid else 0.0
                     if args.pyspy:
                         spy_args = ["-p", str(proc.pid), "-f", "raw", "-r", "200", "--idle", "-o", args.pyspy]
                         spy = subprocess.Popen(
@@ -108,10 +109,15 @@ def main() -> int:
             elapsed = time.perf_counter() - started
             cpu = _cpu_s(proc.pid) - cpu_started
             threads = _thread_cpu_s(proc.pid)
+            broker_cpu = (_cpu_s(broker.pid) if broker.pid else 0.0) - broker_started
             per_thread = {name: spent - threads_started.get(name, 0.0) for name, spent in threads.items()}
             final = scrape(port)
             marks = [next(t for t, d in timeline if d >= args.events * q) for q in (0.1, 0.5, 0.9, 1.0)]
-            print("reached 10/50/90/100%:", " ".join(f"{m:.2f}" for m in marks), f"committed {elapsed:.2f} s")
+            print(
+                "reached 10/50/90/100%:",
+                " ".join(f"{m:.2f}" for m in marks),
+                f"committed {elapsed:.2f} s; broker CPU {broker_cpu:.2f} s",
+            )
             print(
                 f"{args.events / elapsed:,.0f} events/s; {cpu / args.events * 1e6:.1f} CPU µs/event; "
                 f"changelog/event {final.get('engage_changelog_writes_total', 0) / args.events:.3f}; "

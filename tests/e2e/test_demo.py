@@ -83,7 +83,11 @@ def test_demo_runs_the_whole_pipeline_and_leaves_nothing_behind(tmp_path: Path) 
 
     def watch() -> None:  # every process the demo starts, while it runs
         while not done.is_set():
-            seen.update(_descendants(demo.pid))
+            for pid, command in _descendants(demo.pid).items():
+                # A child that has exited and is not reaped yet reads as an empty command line: keep
+                # the one seen while it ran (a CI run once lost the worker's that way).
+                if command or pid not in seen:
+                    seen[pid] = command
             done.wait(1.0)
 
     watcher = threading.Thread(target=watch, daemon=True)

@@ -256,11 +256,14 @@ def measure_ingest(
     events_per_request: int = 100,
     concurrency: int = 64,
     extra_env: dict[str, str] | None = None,
+    command: list[str] | None = None,
 ) -> dict[str, Any]:
     """Start one ingest process on ``bootstrap`` (topics ``topic_prefix``…, created here), drive it.
 
     ``extra_env`` is added to the ingest process's environment only (a setting to try, or a
     ``PYTHONPATH`` to compare another checkout of the service under the same load generator).
+    ``command`` replaces ``engage ingest`` by another server configured from the same environment
+    (``tests/bench/ingest_floor.py`` measures bare aiohttp/aiokafka servers that way).
 
     Returns ``requests_per_s`` and ``events_per_s`` (acknowledged only), ``p50_ms``/``p99_ms``,
     ``events_per_request``, ``events`` (accepted during the measured run, warm-up excluded),
@@ -286,7 +289,7 @@ def measure_ingest(
     requests = max(1, max_events // events_per_request)
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "ingest"],
+            command or [sys.executable, "-m", "streams.cli", "ingest"],
             env={**env, **(extra_env or {})},
             stdout=subprocess.DEVNULL,
             stderr=log,

@@ -8,6 +8,7 @@ each once, and its rates must follow from its own counts.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 from collections import Counter
@@ -73,3 +74,25 @@ def test_tiny_ingest_bench_counts_match_the_topics(broker: EmbeddedBroker) -> No
     ids = asyncio.run(_event_ids(broker.bootstrap, Topics(prefix).interactions, expected))
     assert sum(ids.values()) == expected
     assert set(ids.values()) == {1}  # each accepted event once: none lost, none duplicated
+
+
+def test_floor_server_runs_under_the_same_load_and_produces_each_request_once(broker: EmbeddedBroker) -> None:
+    """``tests/bench/ingest_floor.py``'s ``kafka`` level through ``measure_ingest(command=...)``: every 2xx
+    is one Kafka message holding the request's body, as the floor figure assumes."""
+    prefix = f"bf-{uuid.uuid4().hex[:6]}."
+    result = measure_ingest(
+        broker.bootstrap,
+        topic_prefix=prefix,
+        partitions=PARTITIONS,
+        seconds=20,
+        max_events=200,
+        events_per_request=20,
+        concurrency=4,
+        command=[sys.executable, "-m", "tests.bench.ingest_floor", "serve"],
+        extra_env={"FLOOR_LEVEL": "kafka"},
+    )
+    assert result["statuses"] == {"200": 10}
+    expected = result["events"] + result["warmup_events"]  # 10 measured + 5 warm-up requests of 20
+    ids = asyncio.run(_event_ids(broker.bootstrap, (Topics(prefix).like,), expected))
+    assert sum(ids.values()) == expected
+    assert set(ids.values()) == {1}

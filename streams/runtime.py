@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import gc
+import sys
 from collections.abc import Iterator
 from typing import Final
 
@@ -21,12 +23,29 @@ from streams.settings import Settings
 #: the imported modules out of every collection.
 WORKER_GC_THRESHOLDS: Final = (1_000_000, 20, 100)
 
+#: ``sys.setswitchinterval`` of a worker process (CPython's default: 5 ms). Faust runs the Kafka consumer
+#: in a thread with its own event loop, whose timers and fetches ask for the GIL all the time; every 5 ms
+#: the agent thread, busy with a batch, had to hand the GIL over and take it back. With 50 ms it does so
+#: only when it waits anyway (a thread waiting for I/O releases the GIL at once), and its CPU per event
+#: dropped: 1M bench events, ``python -m tests.bench.profile_worker --events 1000000 --no-profile``,
+#: interval varied by a ``sitecustomize`` and alternated in one session: 5 ms 66.4–91.9k events/s (mean
+#: 76.3k, 6 runs, 11.7 CPU µs/event), 20 ms 78.6–84.6k (81.2k, 3), 50 ms 83.7–94.8k (90.0k, 6, 10.2 µs),
+#: 200 ms 83.8–93.3k (87.8k, 3). The cost: the consumer thread may wait up to 50 ms for a busy agent, which
+#: has a batch to work through meanwhile; group heartbeats (1 s) and session timeouts (10 s) are far.
+WORKER_SWITCH_INTERVAL_S: Final = 0.05
+
 #: ``gc.set_threshold`` of an ingest process (``streams.ingest.app.serve``, after ``gc.freeze()`` of
 #: what start-up built). A request's objects die by reference counting (the parsed body is dropped
 #: before the Kafka wait), so collections find little; with the defaults the bench's ingest process
 #: spent 40-58 µs per request in the collector (``gc.callbacks``; 3-5 full collections walking all
 #: that the imports created, per 10 s run); with these, a run adds at most a few young collections.
 INGEST_GC_THRESHOLDS: Final = (50_000, 20, 100)
+
+
+def tune_worker_process() -> None:
+    """The interpreter settings of a worker process: its GC thresholds and GIL switch interval."""
+    gc.set_threshold(*WORKER_GC_THRESHOLDS)
+    sys.setswitchinterval(WORKER_SWITCH_INTERVAL_S)
 
 
 def create_topics(settings: Settings, bootstrap: str) -> list[str]:

@@ -92,7 +92,18 @@ def main() -> int:
                     threads_started = _thread_cpu_s(proc.pid)
                     broker_started = _cpu_s(broker.pid) if broker.pid else 0.0
                     if args.pyspy:
-                        spy_args = ["-p", str(proc.pid), "-f", "raw", "-r", "200", "--idle", "--nonblocking", "-o", args.pyspy]
+                        spy_args = [
+                            "-p",
+                            str(proc.pid),
+                            "-f",
+                            "raw",
+                            "-r",
+                            "200",
+                            "--idle",
+                            "--nonblocking",
+                            "-o",
+                            args.pyspy,
+                        ]
                         spy = subprocess.Popen(
                             ["py-spy", "record", *spy_args],
                             stdout=subprocess.DEVNULL,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from streams.embedded.broker import EmbeddedBroker
 from streams.engagement import PartitionEngine, Rule
@@ -31,10 +33,10 @@ def _expected(events: list[Interaction], settings: Settings) -> dict[str, dict[s
 
 
 def _setup(
-    broker: EmbeddedBroker, tmp_path: Path, seed: int
+    broker: EmbeddedBroker, tmp_path: Path, seed: int, store: str = "memory://"
 ) -> tuple[WorkerEnv, Settings, list[Interaction], list[Interaction]]:
     """(config, settings, the events, the sentinels that finalise everything once time passes)."""
-    cfg = WorkerEnv(broker.bootstrap, tmp_path / "data")
+    cfg = WorkerEnv(broker.bootstrap, tmp_path / "data", extra={"ENGAGE_STATE_STORE": store})
     settings = Settings.from_env(cfg.env(0))
     create_topics(settings, broker.bootstrap)
     events = scenario(seed)
@@ -97,8 +99,18 @@ def test_flags_are_exactly_the_core_transitions(broker: EmbeddedBroker, tmp_path
         assert worker.stop() in (0, -15), worker.log()[-3000:]
 
 
-def test_sigkill_mid_stream_then_restart_is_exact(broker: EmbeddedBroker, tmp_path: Path) -> None:
-    cfg, settings, events, later = _setup(broker, tmp_path, seed=2)
+@pytest.mark.parametrize(
+    ("store", "new_disk"),
+    [("memory://", False), ("rocksdb://", False), ("rocksdb://", True)],
+    ids=["memory", "rocksdb-same-disk", "rocksdb-new-disk"],
+)
+def test_sigkill_mid_stream_then_restart_is_exact(
+    broker: EmbeddedBroker, tmp_path: Path, store: str, new_disk: bool
+) -> None:
+    """The memory store always restarts from the changelog. RocksDB on the same disk keeps what the killed
+    process wrote locally, possibly beyond the changelog (its writes of an interrupted flush); on a new
+    disk (a worker moved to another machine) it is rebuilt from the changelog alone."""
+    cfg, settings, events, later = _setup(broker, tmp_path, seed=2, store=store)
     expected = _expected(events + later, settings)
     half = len(events) // 2
     worker = WorkerProcess(cfg, log_name="first")
@@ -118,6 +130,8 @@ def test_sigkill_mid_stream_then_restart_is_exact(broker: EmbeddedBroker, tmp_pa
         if worker.proc.poll() is None:
             worker.kill()
     _publish(settings, events[half + half // 2 :])
+    if new_disk:
+        cfg = dataclasses.replace(cfg, data_dir=tmp_path / "other-disk")
     restarted = WorkerProcess(cfg, log_name="second")
     try:
         _then_time_passes([restarted], settings, later)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+from streams.ingest.adapters.base import Adapter
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -15,10 +18,8 @@ def _responses(*codes: int) -> dict[str, Any]:
             {"$ref": "#/components/schemas/Result"},
         ),
         400: ("not JSON: the error names the parse position (the body is dead-lettered)", _ERROR),
-        401: ("missing or invalid signature", _ERROR),
-        403: ("verify token mismatch", _ERROR),
+        401: ("missing or invalid signature, or its timestamp outside the tolerance", _ERROR),
         404: ("unknown source, or no secret configured for it", _ERROR),
-        405: ("method not allowed", _ERROR),
         413: ("body over ENGAGE_INGEST_MAX_BODY", _ERROR),
         503: ("Kafka did not acknowledge in time; retry after Retry-After seconds", _ERROR),
     }
@@ -30,29 +31,90 @@ def _responses(*codes: int) -> dict[str, Any]:
 
 
 _POST_CODES = (200, 202, 400, 401, 404, 413, 503)
+# Per route: (signature header, what it carries).
 _SIGNATURES = {
-    "generic": "X-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>; optional X-Signature-Timestamp",
-    "meta": "X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, body)>",
-    "x": "x-twitter-webhooks-signature: sha256=<base64 HMAC-SHA256(consumer secret, body)>",
-    "mastodon": "X-Signature-256 from a relay that verified the HTTP Signature (native: out of scope)",
-    "bluesky": "X-Signature-256 from the Jetstream bridge (Jetstream itself is unsigned)",
+    "generic": ("X-Signature-256", "sha256=<hex HMAC-SHA256(secret, body)>; optional X-Signature-Timestamp"),
+    "meta": ("X-Hub-Signature-256", "sha256=<hex HMAC-SHA256(app secret, body)>"),
+    "x": ("x-twitter-webhooks-signature", "sha256=<base64 HMAC-SHA256(consumer secret, body)>"),
+    "mastodon": (
+        "X-Signature-256",
+        "sha256=<hex HMAC> from a relay that verified the HTTP Signature (native: out of scope)",
+    ),
+    "bluesky": ("X-Signature-256", "sha256=<hex HMAC> from the Jetstream bridge (Jetstream is unsigned)"),
 }
-_HANDSHAKES = {
+_TEXT = {"text/plain": {"schema": {"type": "string"}}}
+_RESPONSE_TOKEN = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"response_token": {"type": "string", "pattern": "^sha256="}},
+            "required": ["response_token"],
+        }
+    }
+}
+# The GET handshakes the adapters answer: (summary, query parameters, 200 content, refusals). Refusals
+# are plain text, as the adapters write them; 404 (no secret configured) is the service's JSON error.
+_HANDSHAKES: dict[str, tuple[str, list[str], dict[str, Any], dict[int, str]]] = {
     "meta": (
         "Meta subscription verification: echoes hub.challenge when hub.verify_token matches.",
         ["hub.mode", "hub.verify_token", "hub.challenge"],
+        _TEXT,
+        {400: "not hub.mode=subscribe with a hub.challenge", 403: "verify token mismatch"},
     ),
-    "x": ('X CRC: {"response_token": "sha256=<base64 HMAC(consumer secret, crc_token)>"}.', ["crc_token"]),
+    "x": (
+        'X CRC: {"response_token": "sha256=<base64 HMAC(consumer secret, crc_token)>"}.',
+        ["crc_token"],
+        _RESPONSE_TOKEN,
+        {400: "no usable crc_token"},
+    ),
 }
 
 
-def document(platforms: list[str]) -> dict[str, Any]:
+def _signature_parameters(name: str) -> list[dict[str, Any]]:
+    header, value = _SIGNATURES.get(name, ("X-Signature-256", "sha256=<hex HMAC-SHA256(secret, body)>"))
+    out = [
+        {"name": header, "in": "header", "required": True, "description": value, "schema": {"type": "string"}}
+    ]
+    if name == "generic":
+        out += [
+            {
+                "name": "X-Signature-Timestamp",
+                "in": "header",
+                "description": "epoch ms; the HMAC is then over <timestamp>.<body>, held to the tolerance",
+                "schema": {"type": "string", "pattern": "^[0-9]{1,16}$"},
+            },
+            {
+                "name": "X-Engage-Source",
+                "in": "header",
+                "description": "the source whose secret signs the body (default generic)",
+                "schema": {"type": "string"},
+            },
+        ]
+    return out
+
+
+def _handshake(name: str) -> dict[str, Any]:
+    summary, params, content, refusals = _HANDSHAKES[name]
+    responses: dict[str, Any] = {"200": {"description": "handshake answer", "content": content}}
+    for code, description in refusals.items():
+        responses[str(code)] = {"description": description, "content": _TEXT}
+    responses.update(_responses(404))
+    return {
+        "summary": summary,
+        "parameters": [
+            {"name": p, "in": "query", "required": True, "schema": {"type": "string"}} for p in params
+        ],
+        "responses": responses,
+    }
+
+
+def document(platforms: Iterable[Adapter]) -> dict[str, Any]:
+    """The document for the generic route and ``platforms`` (their routes as ``create_app`` serves them)."""
     paths: dict[str, Any] = {
         "/v1/events": {
             "post": {
                 "summary": "Canonical events: one object, a JSON array, or NDJSON",
-                "description": _SIGNATURES["generic"] + ". Source from X-Engage-Source (default generic).",
-                "parameters": [{"name": "X-Engage-Source", "in": "header", "schema": {"type": "string"}}],
+                "parameters": _signature_parameters("generic"),
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {}, "application/x-ndjson": {}},
@@ -70,29 +132,23 @@ def document(platforms: list[str]) -> dict[str, Any]:
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "JSON"}}}},
     }
-    for name in platforms:
-        path = f"/v1/webhooks/{name}" + ("/{account}" if name == "mastodon" else "")
+    for adapter in platforms:
+        name = adapter.name
+        path = f"/v1/webhooks/{name}" + ("/{account}" if adapter.takes_account else "")
         item: dict[str, Any] = {
             "post": {
                 "summary": f"{name} webhook deliveries",
-                "description": _SIGNATURES.get(name, "signed webhook"),
+                "parameters": _signature_parameters(name),
                 "requestBody": {"required": True, "content": {"application/json": {}}},
                 "responses": _responses(*_POST_CODES),
             }
         }
-        if name == "mastodon":
+        if adapter.takes_account:
             item["parameters"] = [
                 {"name": "account", "in": "path", "required": True, "schema": {"type": "string"}}
             ]
         if name in _HANDSHAKES:
-            summary, params = _HANDSHAKES[name]
-            item["get"] = {
-                "summary": summary,
-                "parameters": [
-                    {"name": p, "in": "query", "required": True, "schema": {"type": "string"}} for p in params
-                ],
-                "responses": {"200": {"description": "handshake answer"}, **_responses(400, 403, 404)},
-            }
+            item["get"] = _handshake(name)
         paths[path] = item
     return {
         "openapi": "3.1.0",

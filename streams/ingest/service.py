@@ -2,7 +2,8 @@
 
 ``deliver`` runs the checks in an order that never does work for an unauthenticated caller:
 
-1. the source is known and has a secret (else ``404``);
+1. the source is known and has a secret, and the path carries an account exactly when the adapter
+   takes one (else ``404``);
 2. the signature over the raw bytes is valid (else ``401``; constant-time, no detail that helps forging);
 3. the body parses (else ``400`` with the parse position — and, being authentic, it is dead-lettered);
 4. the adapter maps it; what cannot be mapped is dead-lettered, deliberate skips are counted;
@@ -107,9 +108,9 @@ class IngestService:
         self._retry_after = str(max(1, math.ceil(self._ack_timeout_s)))
 
     @property
-    def platforms(self) -> list[str]:
-        """Adapter names served under ``/v1/webhooks/<name>`` (everything but the generic one)."""
-        return [name for name in self._adapters if name != GENERIC]
+    def platforms(self) -> list[Adapter]:
+        """Adapters served under ``/v1/webhooks/<name>`` (everything but the generic one)."""
+        return [adapter for name, adapter in self._adapters.items() if name != GENERIC]
 
     # --- entry points -----------------------------------------------------------------------------
 
@@ -169,6 +170,10 @@ class IngestService:
         self, route: str, headers: Mapping[str, str], raw_body: bytes, account: str | None
     ) -> Reply:
         adapter, source, secret = self._resolve(route, headers)
+        if (account is not None) != adapter.takes_account:
+            # Serve exactly the paths /openapi.json documents: an inbox route needs its account and no
+            # other route takes one (a Mastodon delivery without it could only be dead-lettered).
+            raise WebhookRejected(404, f"unknown endpoint for {adapter.name}")
         now = self._clock()
         adapter.verify(headers, raw_body, secret, now)
         origin = {"platform": adapter.name, "source": source, "received_at": now}

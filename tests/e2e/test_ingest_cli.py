@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -30,15 +32,19 @@ def test_ingest_requires_kafka_or_embedded() -> None:
     assert result.returncode == 2 and "KAFKA_BOOTSTRAP_SERVERS" in result.stderr
 
 
-def test_ingest_embedded_serves_signed_webhooks_and_stops_cleanly() -> None:
+def test_ingest_embedded_serves_signed_webhooks_and_stops_cleanly(tmp_path: Path) -> None:
     secrets = ",".join(f"{k}={v}" for k, v in SECRETS.items())
     env = _env(ENGAGE_WEBHOOK_SECRETS=secrets, ENGAGE_META_VERIFY_TOKEN=VERIFY_TOKEN, ENGAGE_INGEST_PORT="0")
+    log_path = tmp_path / "stderr.log"
+    # The debug log goes to a file: a pipe nobody reads until the end would fill and block the service.
+    log_file = log_path.open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "ingest", "--embedded"],
+        # -vv: debug logging, so a secret logged at any level (an access log line) would show below.
+        [sys.executable, "-m", "streams.cli", "-vv", "ingest", "--embedded"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=log_file,
         text=True,
     )
     try:
@@ -61,13 +67,32 @@ def test_ingest_embedded_serves_signed_webhooks_and_stops_cleanly() -> None:
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 200
             assert b'"accepted":4' in response.read()
+        # The secrets travel in a query string (Meta's handshake) and as HMAC keys (X's CRC, signatures).
+        query = urllib.parse.urlencode(
+            {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "8080"}
+        )
+        with urllib.request.urlopen(f"{base}/v1/webhooks/meta?{query}", timeout=10) as response:
+            assert response.read() == b"8080"
+        with urllib.request.urlopen(f"{base}/v1/webhooks/x?crc_token=crc-1", timeout=10) as response:
+            assert b"response_token" in response.read()
+        forged = urllib.request.Request(
+            base + "/v1/webhooks/x", data=body, headers={"x-twitter-webhooks-signature": "sha256=AAAA"}
+        )
+        try:
+            urllib.request.urlopen(forged, timeout=10)
+            raise AssertionError("a forged signature was accepted")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 401
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        out, _ = proc.communicate(timeout=30)
+        err = log_path.read_text()
         assert proc.returncode == 0, err
         assert "ingest stopped" in out
+        assert " DEBUG " in err  # the log was written at the most verbose level
         for secret in (*SECRETS.values(), VERIFY_TOKEN):
             assert secret not in out and secret not in err
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        log_file.close()

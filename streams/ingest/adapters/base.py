@@ -72,9 +72,14 @@ class HandshakeReply:
 
 
 class Adapter(Protocol):
-    """One platform. ``name`` is its route segment, metric label and default secret name."""
+    """One platform. ``name`` is its route segment, metric label and default secret name.
+
+    ``takes_account``: deliveries are posted to ``/v1/webhooks/<name>/{account}`` (an inbox that belongs
+    to one account and whose payloads do not name it, ActivityPub) instead of ``/v1/webhooks/<name>``.
+    """
 
     name: str
+    takes_account: bool
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes, secret: str, now_ms: int) -> None:
         """Raise ``WebhookRejected(401, ...)`` unless ``raw_body`` is signed with ``secret``."""
@@ -97,6 +102,7 @@ class JsonAdapter:
     """Defaults for platforms that post one JSON document and have no handshake."""
 
     name = "json"
+    takes_account = False
 
     def parse(self, raw_body: bytes) -> Any:
         return parse_json(raw_body)

@@ -19,6 +19,10 @@ activity                                              type      event_id
 ``Undo`` {``Follow``}                                 unfollow  ``ap:<undo activity id>``
 ====================================================  ========  =====================================
 
+Known limit: an inbox also receives the posts and boosts of the accounts the brand follows, and this
+adapter does not know the brand's actor URI, so it counts every boost and reply it is given as one on
+``{account}``; the relay must forward only activities whose object is the account's.
+
 Note ``content`` is HTML: tags are stripped, entities decoded and the leading ``@mentions`` Mastodon
 prepends to a reply removed. Ignored: ``Undo`` of a like or boost, ``Update``, ``Delete`` and every
 other activity type, and plain posts that neither reply nor quote.
@@ -65,6 +69,7 @@ def _ref(value: object) -> str | None:
 
 class MastodonAdapter(JsonAdapter):
     name = "mastodon"
+    takes_account = True
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes, secret: str, now_ms: int) -> None:
         verify_hex_hmac(headers, raw_body, secret, SIGNATURE_HEADER)

@@ -240,3 +240,32 @@ def test_bluesky_follow_of_oneself_and_updates_are_ignored() -> None:
         Ignored("action on one's own post"),
         Ignored("operation update"),
     ]
+
+
+def test_bluesky_quote_with_a_plain_record_embed_is_a_share_with_commentary() -> None:
+    """``app.bsky.embed.record`` holds the strong ref directly (``recordWithMedia`` nests it once more)."""
+    quoted = "at://did:plc:brand/app.bsky.feed.post/3k"
+    event = {
+        "did": "did:plc:fan",
+        "time_us": 1_795_342_500_123_456,
+        "kind": "commit",
+        "commit": {
+            "operation": "create",
+            "collection": "app.bsky.feed.post",
+            "rkey": "3q",
+            "record": {
+                "text": "look at this",
+                "embed": {"$type": "app.bsky.embed.record", "record": {"cid": "bafy", "uri": quoted}},
+            },
+        },
+    }
+    [mapped] = BlueskyAdapter().map(event, CTX)
+    assert isinstance(mapped, Interaction)
+    assert (mapped.type, mapped.account_id, mapped.post_id, mapped.text, mapped.event_id) == (
+        "share",
+        "did:plc:brand",
+        quoted,
+        "look at this",
+        "bsky:at://did:plc:fan/app.bsky.feed.post/3q",
+    )
+    assert mapped.occurred_at_ms == 1_795_342_500_123

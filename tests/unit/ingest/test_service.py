@@ -129,6 +129,21 @@ def test_unknown_source_is_404(harness: Harness, route: str, source: str | None)
     assert harness.publisher.envelopes == []
 
 
+@pytest.mark.parametrize(
+    ("route", "account"),
+    [("mastodon", None), ("meta", "brand"), ("x", "brand"), ("bluesky", "brand"), ("generic", "brand")],
+)
+def test_an_account_only_on_the_inbox_route_else_404(
+    harness: Harness, route: str, account: str | None
+) -> None:
+    """/v1/webhooks/mastodon needs its {account}; no other route takes one (what /openapi.json says)."""
+    case = next(c for c in CASES if c.platform == route)
+    reply = harness.deliver(route, signature_headers(route, case.body), case.body, account)
+    assert reply.status == 404, reply.body
+    assert harness.publisher.envelopes == []
+    assert harness.sample("engage_webhook_requests_total", platform=route, status="404") == 1
+
+
 def test_platform_without_a_configured_secret_is_404() -> None:
     harness = Harness(webhook_secrets={"generic": "s"})
     body = b'{"object": "page", "entry": []}'

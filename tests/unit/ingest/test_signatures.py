@@ -75,6 +75,47 @@ def test_bad_or_missing_signature_is_401_and_publishes_nothing(
     assert harness.sample("engage_webhook_requests_total", platform=platform, status="401") == 1
 
 
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_the_signature_decision_is_a_constant_time_compare(
+    harness: Harness, platform: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``hmac.compare_digest`` alone decides: it is called, and forcing its answer flips the status.
+
+    Timing cannot be measured reliably in a unit test; what can fail here is a regression to ``==``
+    or an early return before the compare.
+    """
+    case = ONE_PER_PLATFORM[platform]
+    forged = signature_headers(platform, case.body, secret="not-the-secret")
+    calls: list[tuple[bytes, bytes]] = []
+    verdict = {"forced": False}
+
+    def compare(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return verdict["forced"]
+
+    monkeypatch.setattr(hmac, "compare_digest", compare)
+    assert harness.deliver(platform, forged, case.body, case.account).status == 401
+    [(provided, expected)] = calls
+    assert provided == forged[HEADER[platform]].encode() and provided != expected
+    verdict["forced"] = True  # the same forged header, now "equal": the compare was the only gate
+    assert harness.deliver(platform, forged, case.body, case.account).status in (200, 202)
+
+
+def test_meta_verify_token_is_compared_in_constant_time(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[bytes, bytes]] = []
+
+    def compare(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return False
+
+    monkeypatch.setattr(hmac, "compare_digest", compare)
+    query = {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "7"}
+    assert harness.service.handshake("meta", query).status == 403
+    assert calls == [(VERIFY_TOKEN.encode(), VERIFY_TOKEN.encode())]
+
+
 def test_signature_header_name_is_case_insensitive(harness: Harness) -> None:
     case = ONE_PER_PLATFORM["meta"]
     value = signature_headers("meta", case.body)["X-Hub-Signature-256"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -35,8 +36,9 @@ from streams.worker import fast_recovery, highwater, recovery_gate
 from streams.worker.bulk import ChangelogBuffer, Record, send_records
 from streams.worker.dedup_log import DEDUP_PREFIX
 from streams.worker.drop_wiring import register_stage2
+from streams.worker.rebalance import current_generation
 from streams.worker.runner import PartitionRunner
-from streams.worker.state import PartitionView
+from streams.worker.state import PartitionView, is_rocksdb_url
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ class WorkerRuntime:
     backoff: Backoff = field(init=False)
     on_paused: Callable[[bool], None] = lambda paused: None
     commit_offsets: Callable[[], Awaitable[object]] | None = None
+    lag_series: set[tuple[str, str]] = field(default_factory=set)  # (topic, partition) on the lag gauge
 
     def __post_init__(self) -> None:
         self.backoff = Backoff.from_settings(self.settings)
@@ -187,9 +190,15 @@ class WorkerRuntime:
             self.metrics.engaged_followers.set(sum(r.engine.engaged_pairs for r in self.runners.values()))
 
     def forget(self, partitions: set[int]) -> None:
-        """Drop runners of revoked partitions: their unacknowledged work is replayed by the new owner."""
+        """Drop runners of revoked partitions: their unacknowledged work is replayed by the new owner.
+
+        Their watermark series go too: a gauge left behind would keep reporting a partition that
+        another worker now owns (a partition kept in the new assignment is reported again at its next
+        flush).
+        """
         for partition in partitions:
-            self.runners.pop(partition, None)
+            if self.runners.pop(partition, None) is not None:
+                self.metrics.watermark.remove(str(partition))
 
 
 def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **overrides: Any) -> faust.App:
@@ -226,6 +235,7 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
         producer_max_request_size=4 * 1024 * 1024,
         **overrides,
     )
+    _start_from_changelog(app, settings)
     highwater.install(app.consumer, bootstrap)
     _shorten_fetch_wait(app.consumer, FETCH_MAX_WAIT_MS)
     fast_recovery.install(app, bootstrap)  # changelogs read by a plain consumer, not record by record
@@ -244,7 +254,7 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
     async def engagement(stream: Any) -> None:
         async for events in stream.noack_take(200, within=min(interval, 0.2)):
             async with runtime.lock:
-                runtime.feed(events, app.consumer.highwater)
+                runtime.feed(current_generation(app, events), app.consumer.highwater)
                 await runtime.maybe_flush()
 
     @app.timer(interval)  # type: ignore[untyped-decorator]
@@ -252,7 +262,7 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
         async with runtime.lock:
             runtime.refresh_watermarks(app.consumer.highwater)
             await runtime.maybe_flush(force=True)
-            _update_lag(app, runtime.metrics)
+            runtime.lag_series = _update_lag(app, runtime.metrics, runtime.lag_series)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode types the sender param as positional-only
     async def flush_on_shutdown(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
@@ -266,9 +276,32 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
-        runtime.forget({tp.partition for tp in revoked if tp.topic in settings.topics.interactions})
+        # The lock waits for a flush in progress (Faust does not, with stream_wait_empty off): the
+        # group goes on only after this returns, and a flush finishing later would write the changelog
+        # of a partition whose new owner may already have recovered it. Nothing in a flush waits for
+        # the rebalance (a commit during it fails at once, and Faust logs it).
+        async with runtime.lock:
+            runtime.forget({tp.partition for tp in revoked if tp.topic in settings.topics.interactions})
 
     return app
+
+
+def _start_from_changelog(app: faust.App, settings: Settings) -> None:
+    """A RocksDB table starts from its changelog, never from what an earlier process left on disk.
+
+    A flush writes the local database before Kafka acknowledges the changelog records (as it writes
+    the memory store's dict). A process killed in between leaves the disk ahead of the changelog; a
+    restart trusting the disk would find those followers stamped with the interrupted interval, skip
+    re-applying its events (see :meth:`PartitionEngine.restore`) and never send their states to the
+    changelog, so the partition's next owner on another disk would miss them. Kafka Streams wipes a
+    store after an unclean shutdown for the same reason. The price is a full changelog read at each
+    start, as with the memory store (streams.worker.fast_recovery: 250k records in ~1 s here).
+    """
+    if is_rocksdb_url(settings.state_store):
+        tables = app.conf.tabledir
+        if tables.exists():
+            log.info("RocksDB tables are rebuilt from their changelogs: removing %s", tables)
+            shutil.rmtree(tables)
 
 
 async def _commit_acknowledged(app: faust.App) -> None:
@@ -306,17 +339,25 @@ def _shorten_fetch_wait(consumer: Any, max_wait_ms: int) -> None:
     thread._create_worker_consumer = create_worker_consumer
 
 
-def _update_lag(app: faust.App, metrics: Metrics) -> None:
-    """Lag = high-water mark from fetch replies − committed offset.
+def _update_lag(app: faust.App, metrics: Metrics, reported: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Lag = high-water mark from fetch replies − committed offset; returns the series now reported.
 
     Tansu's ListOffsets answer is lower than the truth, so ``end_offsets`` is never used here.
     ``_committed_offset`` is Faust's own record of what it committed (no public accessor exists).
+    The series of a topic-partition this worker no longer owns (``reported`` last time) is removed:
+    its last value would otherwise stay, e.g. a stale 0 while the new owner works through a backlog.
     """
     consumer = app.consumer
     committed_offsets = getattr(consumer, "_committed_offset", {})
+    now: set[tuple[str, str]] = set()
     for tp in consumer.assignment():
         highwater = consumer.highwater(tp)
         if highwater is None:
             continue
         committed = committed_offsets.get(tp) or 0
-        metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - committed))
+        labels = (tp.topic, str(tp.partition))
+        metrics.consumer_lag.labels(*labels).set(max(0, highwater - committed))
+        now.add(labels)
+    for labels in reported - now:
+        metrics.consumer_lag.remove(*labels)
+    return now

@@ -53,6 +53,7 @@ from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import Sink, SinkBatch
 from streams.worker.bulk import ChangelogBuffer, Record, send_records
+from streams.worker.rebalance import current_generation
 from streams.worker.stage2 import AccountHoursProcessor, Handled
 from streams.worker.staged import StagedStore
 from streams.worker.state import PartitionView
@@ -274,6 +275,7 @@ def register_stage2(app: faust.App, settings: Settings, runtime: WorkerRuntime) 
     )
     port = FaustAlertPort(app, settings.topics.alerts, table.changelog_topic.get_topic_name())
     stage = DropStage.from_settings(settings, runtime.metrics, runtime.sink, table, port)
+    busy = asyncio.Lock()
 
     @app.agent(topic, name="drops", concurrency=1)
     async def drops(stream: Any) -> None:
@@ -281,15 +283,20 @@ def register_stage2(app: faust.App, settings: Settings, runtime: WorkerRuntime) 
         # sent by sync() in record batches, not one by one by Faust's table.
         stage.table = table.data
         async for events in stream.noack_take(100, within=0.2):
-            for event in events:
-                await stage.process(event.message.partition, event.value)
-            await stage.sync()
-            for event in events:
-                event.ack()
+            async with busy:
+                events = current_generation(app, events)
+                for event in events:
+                    await stage.process(event.message.partition, event.value)
+                await stage.sync()
+                for event in events:
+                    event.ack()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
-        stage.forget({tp.partition for tp in revoked if tp.topic == topic_name})
+        # As in stage 1 (streams.worker.app): a batch in progress finishes its writes before the
+        # partitions go.
+        async with busy:
+            stage.forget({tp.partition for tp in revoked if tp.topic == topic_name})
 
     return stage

@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol
 from streams.engagement import LATE, PartitionEngine
 from streams.engagement.model import Outputs
 from streams.errors import SinkUnavailable
-from streams.events import Rejected, decode_message
+from streams.events import Interaction, Rejected, decode_message
 from streams.metrics import Metrics
 from streams.producer import dlq_record
 from streams.sinks.backoff import Backoff
@@ -185,7 +185,7 @@ class PartitionRunner:
                 LATE,
                 f"occurred_at {late.occurred_at_ms} is older than the watermark {self.engine.watermark_ms} "
                 "minus the allowed lateness",
-                late.to_json(),
+                _late_original(value, late),
                 topic,
                 offset,
             )
@@ -336,6 +336,16 @@ class PartitionRunner:
         if self.engine.watermark_ms is not None:
             self.metrics.watermark.labels(str(self.partition)).set(self.engine.watermark_ms / 1000)
         return handles
+
+
+def _late_original(value: bytes, late: Interaction) -> bytes:
+    """The dead letter's original bytes of a late event.
+
+    A message holding one event is its original, byte for byte (its timestamp may be RFC 3339, its
+    keys in any order). An envelope element has no bytes of its own once the array is parsed: it is
+    re-encoded, as :func:`streams.events.iter_message` does for an invalid element.
+    """
+    return late.to_json() if value.lstrip()[:1] == b"[" else value
 
 
 async def _write_with_retry(

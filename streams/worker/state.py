@@ -73,6 +73,11 @@ class RocksPartition(MutableMapping[bytes, bytes]):
         return sum(1 for _ in self)
 
 
+def is_rocksdb_url(url: str) -> bool:
+    """``ENGAGE_STATE_STORE`` names Faust's RocksDB store (``rocksdb://``)."""
+    return url.split(":", 1)[0].lower() == "rocksdb"
+
+
 def is_rocksdb_store(table: object) -> bool:
     """Faust's RocksDB store (``rocksdb://``): partitioned databases behind the current-event routing."""
     return hasattr(table, "_db_for_partition") and hasattr(table, "offset_key")

@@ -13,9 +13,11 @@ import pytest
 from streams.embedded.broker import EmbeddedBroker
 from streams.engagement import PartitionEngine, Rule
 from streams.events import Interaction
+from streams.partitioning import key_on_partition
 from streams.producer import KafkaEventPublisher
 from streams.runtime import create_topics
 from streams.settings import Settings
+from streams.worker.app import TABLE_NAME
 from streams.worker.flags import transition_record
 from tests.integration.worker.harness import WorkerEnv, WorkerProcess, caught_up, read_topic, wait_for
 from tests.scenarios import DAY, scenario, sentinels
@@ -107,9 +109,10 @@ def test_flags_are_exactly_the_core_transitions(broker: EmbeddedBroker, tmp_path
 def test_sigkill_mid_stream_then_restart_is_exact(
     broker: EmbeddedBroker, tmp_path: Path, store: str, new_disk: bool
 ) -> None:
-    """The memory store always restarts from the changelog. RocksDB on the same disk keeps what the killed
-    process wrote locally, possibly beyond the changelog (its writes of an interrupted flush); on a new
-    disk (a worker moved to another machine) it is rebuilt from the changelog alone."""
+    """Every store restarts from the changelog. RocksDB on the same disk finds what the killed process
+    wrote locally, which may be ahead of the changelog (a flush writes the disk before Kafka acknowledges
+    its changelog records); the test makes it so, and the restart must not trust it. On a new disk (a
+    worker moved to another machine) there is nothing local to begin with."""
     cfg, settings, events, later = _setup(broker, tmp_path, seed=2, store=store)
     expected = _expected(events + later, settings)
     half = len(events) // 2
@@ -130,6 +133,8 @@ def test_sigkill_mid_stream_then_restart_is_exact(
         if worker.proc.poll() is None:
             worker.kill()
     _publish(settings, events[half + half // 2 :])
+    if store == "rocksdb://" and not new_disk:
+        assert _plant_followers_the_changelog_never_had(cfg.data_dir, settings, events) == cfg.partitions
     if new_disk:
         cfg = dataclasses.replace(cfg, data_dir=tmp_path / "other-disk")
     restarted = WorkerProcess(cfg, log_name="second")
@@ -139,6 +144,46 @@ def test_sigkill_mid_stream_then_restart_is_exact(
         _check_exact(records, expected)
     finally:
         restarted.stop()
+
+
+def _plant_followers_the_changelog_never_had(
+    data_dir: Path, settings: Settings, events: list[Interaction]
+) -> int:
+    """Write into the killed worker's local RocksDB what a flush interrupted before its changelog send
+    leaves there: follower states that never reached the changelog. Each planted follower has the
+    threshold's substantive comments, so a restart that trusted its disk would flag it engaged: a flag
+    the stream never asked for. Returns how many partition databases were planted."""
+    from rocksdict import Options, Rdict
+
+    rule = Rule.from_settings(settings)
+    start = min(e.occurred_at_ms for e in events)
+    planted = 0
+    for path in sorted(data_dir.glob(f"**/{TABLE_NAME}-*.db")):
+        partition = int(path.name.removesuffix(".db").rsplit("-", 1)[1])
+        actor = key_on_partition("ghost-", partition, settings.topic_partitions)
+        engine = PartitionEngine(rule)
+        for i in range(rule.threshold):
+            engine.process(
+                Interaction(
+                    f"ghost-{partition}-{i}",
+                    "comment",
+                    events[0].platform,
+                    "ghost-account",
+                    actor,
+                    "ghost-post",
+                    "a real conversation, several words long",
+                    start + i * 60_000,
+                )
+            )
+        state = engine.dirty()[actor]
+        assert state is not None
+        db = Rdict(str(path), options=Options(raw_mode=True))
+        try:
+            db[actor.encode()] = state
+        finally:
+            db.close()
+        planted += 1
+    return planted
 
 
 def _commits(metrics: str) -> float:
@@ -172,3 +217,47 @@ def test_two_workers_split_partitions_and_union_is_exact(broker: EmbeddedBroker,
     finally:
         first.stop()
         second.stop()
+
+
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"], ids=["memory", "rocksdb"])
+def test_second_worker_joins_mid_stream_and_union_is_exact(
+    broker: EmbeddedBroker, tmp_path: Path, store: str
+) -> None:
+    """A rebalance while data flows: the first worker's partitions are revoked (Faust closes a revoked
+    partition's RocksDB database) and part of them assigned to the newcomer, which recovers their state
+    from the changelog and carries on from the committed offsets. The newcomer has its own disk, as a
+    worker on another machine would."""
+    cfg, settings, events, later = _setup(broker, tmp_path, seed=4, store=store)
+    expected = _expected(events + later, settings)
+    third = len(events) // 3
+    first = WorkerProcess(cfg, log_name="first")
+    second: WorkerProcess | None = None
+    try:
+        _publish(settings, events[:third])
+        wait_for(lambda: _commits(first.metrics_text()) >= 3, 90, what="the first worker to flush")
+        second = WorkerProcess(dataclasses.replace(cfg, data_dir=tmp_path / "second-disk"), log_name="second")
+        # The rest arrives in slices over ~10 s, so the group rebalances (~5 s to join) while the first
+        # worker is consuming and flushing.
+        rest = events[third:]
+        step = len(rest) // 10 + 1
+        for start in range(0, len(rest), step):
+            _publish(settings, rest[start : start + step])
+            time.sleep(1)
+        wait_for(
+            lambda: bool(_partitions_seen(second.metrics_text())), 60, what="the newcomer to own partitions"
+        )
+        _then_time_passes([first, second], settings, later)
+        records = _flags(settings, len(expected))
+        _check_exact(records, expected)
+        owned_first, owned_second = (
+            _partitions_seen(first.metrics_text()),
+            _partitions_seen(second.metrics_text()),
+        )
+        assert owned_first and owned_second and not owned_first & owned_second, (owned_first, owned_second)
+        assert owned_first | owned_second == {str(p) for p in range(cfg.partitions)}
+        assert first.proc.poll() is None, first.log()[-3000:]
+        assert second.proc.poll() is None, second.log()[-3000:]
+    finally:
+        for worker in (first, second):
+            if worker is not None:
+                assert worker.stop() in (0, -15), worker.log()[-3000:]

@@ -9,12 +9,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import faust
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.sinks.base import MemorySink
-from streams.worker.app import FETCH_MAX_WAIT_MS, WorkerRuntime, create_app
+from streams.worker.app import FETCH_MAX_WAIT_MS, WorkerRuntime, _update_lag, create_app
+from streams.worker.rebalance import current_generation
 
 
 def _runtime(tmp_path: Path) -> WorkerRuntime:
@@ -81,3 +83,41 @@ def test_nothing_acknowledged_nothing_committed(tmp_path: Path) -> None:
 
 def test_no_commit_at_shutdown_where_the_consumer_has_stopped(tmp_path: Path) -> None:
     assert asyncio.run(_flush(tmp_path, [1], commit=False)) == ["ack 0.0"]
+
+
+def test_a_revoked_partition_leaves_the_watermark_and_lag_gauges(tmp_path: Path) -> None:
+    """A worker reports only what it owns: a stale series would show a moved partition twice (and a
+    stale lag of 0 while its new owner works through a backlog)."""
+    registry = CollectorRegistry()
+    settings = Settings.from_env({"ENGAGE_DATA_DIR": str(tmp_path)})
+    runtime = WorkerRuntime(settings, Metrics.create(registry), MemorySink())
+    runtime.runners = {p: _Runner(p, [], 0) for p in (0, 1)}  # type: ignore[misc]
+    for p in ("0", "1"):
+        runtime.metrics.watermark.labels(p).set(1.0)
+    runtime.forget({1})
+    assert registry.get_sample_value("engage_watermark_seconds", {"partition": "0"}) == 1.0
+    assert registry.get_sample_value("engage_watermark_seconds", {"partition": "1"}) is None
+
+    assignment = {TP("like", 0), TP("like", 1)}
+    consumer = SimpleNamespace(
+        assignment=lambda: set(assignment), highwater=lambda tp: 10, _committed_offset={TP("like", 0): 4}
+    )
+    app: Any = SimpleNamespace(consumer=consumer)
+    reported = _update_lag(app, runtime.metrics, set())
+    lag = {"topic": "like", "partition": "1"}
+    assert registry.get_sample_value("engage_consumer_lag_messages", lag) == 10
+    assignment.discard(TP("like", 1))
+    assert _update_lag(app, runtime.metrics, reported) == {("like", "0")}
+    assert registry.get_sample_value("engage_consumer_lag_messages", lag) is None
+    assert registry.get_sample_value("engage_consumer_lag_messages", {"topic": "like", "partition": "0"}) == 6
+
+
+def test_a_batch_taken_before_a_rebalance_is_not_processed_after_it() -> None:
+    def event(generation: int) -> Any:
+        return SimpleNamespace(message=SimpleNamespace(generation_id=generation))
+
+    app: Any = SimpleNamespace(consumer_generation_id=3)
+    same = [event(3), event(3)]
+    assert current_generation(app, same) is same
+    mixed = [event(2), event(3), event(2)]
+    assert current_generation(app, mixed) == [mixed[1]]

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from streams.embedded.broker import EmbeddedBroker
@@ -103,7 +104,11 @@ def _firing(am: AlertmanagerServer, account: str) -> list[dict[str, Any]]:
     return [a for a in am.alerts() if a["labels"].get("account_id") == account]
 
 
-def test_a_cut_account_opens_and_resolves_exactly_once(broker: EmbeddedBroker, tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"], ids=["memory", "rocksdb"])
+def test_a_cut_account_opens_and_resolves_exactly_once(
+    broker: EmbeddedBroker, tmp_path: Path, store: str
+) -> None:
+    """On both state stores: stage 2's drop-state table lives in the same store as stage 1's."""
     started = time.monotonic()
     hourly = counts(ACCOUNTS, HOURS, seed=42, cut=("brand-cut", CUT_FIRST, CUT_LAST, 0.1))
     expected = [alert_to_dict(a) for a in reference(hourly)]
@@ -119,7 +124,11 @@ def test_a_cut_account_opens_and_resolves_exactly_once(broker: EmbeddedBroker, t
 
     (tmp_path / "am").mkdir()
     with WebhookReceiver() as hook, AlertmanagerServer(tmp_path / "am", deploy_config(hook.url)) as am:
-        cfg = WorkerEnv(broker.bootstrap, tmp_path / "data", extra={"ENGAGE_ALERTMANAGER_URL": am.url})
+        cfg = WorkerEnv(
+            broker.bootstrap,
+            tmp_path / "data",
+            extra={"ENGAGE_ALERTMANAGER_URL": am.url, "ENGAGE_STATE_STORE": store},
+        )
         settings = Settings.from_env(cfg.env(0))
         create_topics(settings, broker.bootstrap)
         worker = WorkerProcess(cfg)

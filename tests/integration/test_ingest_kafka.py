@@ -15,6 +15,7 @@ which include the ones that were refused while it was down.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections import Counter
@@ -22,10 +23,12 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from streams.embedded.broker import EmbeddedBroker, ensure_topics, free_port
+from streams.errors import BrokerUnavailable
 from streams.events import Interaction, Rejected, iter_message
 from streams.ingest.app import create_app, running
 from streams.ingest.publisher import CoalescingPublisher, KafkaPublisher
@@ -220,3 +223,29 @@ def test_broker_stopped_503_restarted_accepted_nothing_lost_or_duplicated(tmp_pa
     expected = {f"down{k}-{i}" for k in range(3) for i in range(40)} | {f"after-{i}" for i in range(60)}
     assert set(ids) - {i for i in ids if i.startswith("before-")} == expected  # nothing lost
     assert [i for i, n in ids.items() if n > 1] == []  # nothing duplicated
+
+
+def test_the_producer_asks_for_idempotence_and_says_when_the_broker_refuses(
+    broker: EmbeddedBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Against the real broker. Tansu answers InitProducerId with an error, so the default publisher
+    falls back to acks=all without idempotence and says so; one that requires idempotence refuses to
+    start. A broker that grants it (real Kafka) leaves ``idempotent`` True and logs nothing."""
+
+    async def scenario() -> tuple[bool, str | None]:
+        with caplog.at_level(logging.WARNING, logger="streams.ingest.publisher"):
+            publisher = await KafkaPublisher(broker.bootstrap, ack_timeout_ms=5000).start()
+            await publisher.stop()
+        try:
+            strict = await KafkaPublisher(broker.bootstrap, ack_timeout_ms=5000, idempotence=True).start()
+        except BrokerUnavailable as exc:
+            return publisher.idempotent, str(exc)
+        await strict.stop()
+        return publisher.idempotent, None
+
+    idempotent, refused = asyncio.run(scenario())
+    if idempotent:
+        assert refused is None and "refused InitProducerId" not in caplog.text
+    else:
+        assert "refused InitProducerId" in caplog.text and "continuing without idempotence" in caplog.text
+        assert refused is not None and "idempotent" in refused

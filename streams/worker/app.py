@@ -16,6 +16,7 @@ overhead (measured ~14k messages/s here) is paid once per few hundred events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import time
@@ -198,7 +199,7 @@ class WorkerRuntime:
         """
         for partition in partitions:
             if self.runners.pop(partition, None) is not None:
-                self.metrics.watermark.remove(str(partition))
+                _remove_series(self.metrics.watermark, str(partition))
 
 
 def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **overrides: Any) -> faust.App:
@@ -359,5 +360,11 @@ def _update_lag(app: faust.App, metrics: Metrics, reported: set[tuple[str, str]]
         metrics.consumer_lag.labels(*labels).set(max(0, highwater - committed))
         now.add(labels)
     for labels in reported - now:
-        metrics.consumer_lag.remove(*labels)
+        _remove_series(metrics.consumer_lag, *labels)
     return now
+
+
+def _remove_series(metric: Any, *labels: str) -> None:
+    """Remove one labelled series; one never set is fine (older prometheus-client releases raise KeyError)."""
+    with contextlib.suppress(KeyError):
+        metric.remove(*labels)

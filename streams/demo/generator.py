@@ -334,13 +334,6 @@ class TrafficGenerator:
         log = math.log
         push, pop = heapq.heappush, heapq.heappop
         size = TABLE_SIZE
-        # Interactions are built through their slot descriptors: the frozen dataclass __init__ calls
-        # object.__setattr__ per field and costs twice as much.
-        new = object.__new__
-        cls = Interaction
-        set0, set1, set2, set3, set4, set5, set6, set7 = (
-            getattr(Interaction, name).__set__ for name in Interaction.__slots__
-        )
 
         accounts = self.accounts
         n_accounts = len(accounts)
@@ -474,15 +467,16 @@ class TrafficGenerator:
                     )
                 else:
                     event_id = prefix + str(n)
-            event = new(cls)
-            set0(event, event_id)
-            set1(event, type_names[kind])
-            set2(event, platform_of[account])
-            set3(event, account_ids[account])
-            set4(event, actor)
-            set5(event, post_id)
-            set6(event, text)
-            set7(event, t_ms)
+            event = Interaction(
+                event_id,
+                type_names[kind],
+                platform_of[account],
+                account_ids[account],
+                actor,
+                post_id,
+                text,
+                t_ms,
+            )
 
             if t >= next_due:
                 while pending and pending[0][0] <= t:

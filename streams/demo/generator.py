@@ -21,8 +21,8 @@ The model:
   engagement-drop detector has something to find.
 
 Speed (the bench wants millions of events): every categorical choice is one ``random()`` call into
-a precomputed lookup table, and events are built without the frozen dataclass's per-field
-``object.__setattr__``; ``make bench`` figures are in the README.
+a precomputed lookup table (``python -m tests.bench.bench_generator`` times it); ``make bench``
+figures are in the README.
 """
 
 from __future__ import annotations

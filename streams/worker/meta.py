@@ -3,8 +3,9 @@
 It is what makes a replay after a crash exact. For stream partition *p* (partition *p* of each of the
 four interaction topics) a worker flushes in numbered intervals ``k = 0, 1, 2, …``:
 
-0. **intent**: ``pending = {topic: last offset in this interval}`` and ``pending_seq = k`` are written
-   to the table (changelog) and flushed;
+0. **intent**: ``pending = {topic: last offset in this interval}``, ``pending_seq = k`` and
+   ``pending_watermark`` (the event-time watermark the interval is drained at) are written to the table
+   (changelog) and flushed;
 1. the sink batch of the interval is written with a token derived from ``(group, p, k, ranges)``;
 2. transitions and dead letters are produced;
 3. changed actor states (stamped with ``k``) and ``flushed = pending`` are written, ``pending`` cleared;
@@ -15,7 +16,10 @@ After a crash the new owner of *p* recovers this record and the actor states fro
 - skips every message at or below ``flushed[topic]`` (its effects are already in the table and sink);
 - if ``pending`` is set, re-forms *exactly* that interval (same ranges, same ``k``, so the same
   token: ClickHouse drops the insert if step 1 had happened), not applying it a second time to actor
-  states that step 3 already stamped with ``k``.
+  states that step 3 already stamped with ``k``, and drains it at ``pending_watermark``. The watermark
+  moves only at a flush, so the interval's events are judged late against the same watermark (the
+  previous flush's, ``watermark_ms``) on the replay as the first time: what a replay re-forms is what
+  the dropped insert held, whatever the high-water marks and the wall clock say after the restart.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class PartitionMeta:
     pending: dict[str, int] | None = None
     pending_seq: int | None = None
     pending_token: str | None = None
+    pending_watermark: int | None = None
 
     def encode(self) -> bytes:
         return orjson.dumps(
@@ -72,6 +77,7 @@ class PartitionMeta:
                 "pending": self.pending,
                 "pending_seq": self.pending_seq,
                 "pending_token": self.pending_token,
+                "pending_watermark": self.pending_watermark,
             }
         )
 
@@ -88,6 +94,7 @@ class PartitionMeta:
             pending=data["pending"],
             pending_seq=data["pending_seq"],
             pending_token=data.get("pending_token"),
+            pending_watermark=data.get("pending_watermark"),
         )
 
 

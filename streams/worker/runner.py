@@ -146,6 +146,8 @@ class PartitionRunner:
         It is otherwise computed only when a message arrives, so a partition whose last message came
         while another topic still looked behind would keep a stale watermark until more traffic
         arrived. Returns True if it moved (the partition then has transitions to flush)."""
+        if self.replay_target is not None:
+            return False  # a re-formed interval is drained at the watermark it was first drained at
         effective = self.effective_watermark()
         before = self.engine.watermark_ms
         if effective is not None and (before is None or effective > before):
@@ -189,9 +191,10 @@ class PartitionRunner:
                 topic,
                 offset,
             )
-        effective = self.effective_watermark()
-        if effective is not None:
-            self.engine.advance_watermark(effective)
+        # The engine's watermark moves only at a flush (see flush), so every event of an interval is
+        # judged late against the previous flush's watermark, which a replay of the interval restores.
+        # Derived here all the same: it starts the idle clock of a topic that has just caught up.
+        self.effective_watermark()
 
     def _dead_letter(
         self, reason: str, detail: str, raw: bytes, topic: str, offset: int, rejected: Rejected | None = None
@@ -244,12 +247,21 @@ class PartitionRunner:
         if self.replay_target is not None:
             end = dict(self.replay_target)
             token = meta.pending_token or batch_token(meta, self.group, self.partition, seq, end)
+            # Drained at the watermark of the interrupted attempt, not at what the high-waters and the
+            # wall clock give after the restart: the sink drops this batch if that attempt wrote it,
+            # so anything finalised here and not there (or there and not here) would be counted twice
+            # by a later interval (or never).
+            watermark = meta.pending_watermark
         else:
             end = {**meta.flushed, **self.position}
             token = batch_token(meta, self.group, self.partition, seq, end)
+            watermark = self.effective_watermark()
+        if watermark is not None:
+            self.engine.advance_watermark(watermark)
         outputs: Outputs = self.engine.drain()
         # 0. intent
         meta.pending, meta.pending_seq, meta.pending_token = end, seq, token
+        meta.pending_watermark = self.engine.watermark_ms
         table[key] = meta.encode()
         await out.sync_state(self.partition)
         # 1. sink, retried with backoff while ClickHouse cannot take it (consumption waits meanwhile)
@@ -320,7 +332,7 @@ class PartitionRunner:
         expired = self.dedup_log.expire(table, self.engine.final_ms)
         self.metrics.changelog_writes.inc(len(changed) + bool(delta) + expired + 2)
         meta.flushed = end
-        meta.pending = meta.pending_seq = meta.pending_token = None
+        meta.pending = meta.pending_seq = meta.pending_token = meta.pending_watermark = None
         meta.flush_seq = self.engine.flush_seq
         meta.watermark_ms = self.engine.watermark_ms
         table[key] = meta.encode()

@@ -66,6 +66,9 @@ class PartitionMeta:
     pending_seq: int | None = None
     pending_token: str | None = None
     pending_watermark: int | None = None
+    # Event-time high mark per topic as of ``flushed``: the watermark is derived from them, and a topic
+    # with no traffic after a restart would otherwise count as unknown (see PartitionRunner.recover).
+    topic_watermarks: dict[str, int] = field(default_factory=dict)
 
     def encode(self) -> bytes:
         return orjson.dumps(
@@ -78,6 +81,7 @@ class PartitionMeta:
                 "pending_seq": self.pending_seq,
                 "pending_token": self.pending_token,
                 "pending_watermark": self.pending_watermark,
+                "topic_watermarks": self.topic_watermarks,
             }
         )
 
@@ -95,6 +99,7 @@ class PartitionMeta:
             pending_seq=data["pending_seq"],
             pending_token=data.get("pending_token"),
             pending_watermark=data.get("pending_watermark"),
+            topic_watermarks={str(k): int(v) for k, v in data.get("topic_watermarks", {}).items()},
         )
 
 

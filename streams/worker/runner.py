@@ -91,6 +91,9 @@ class PartitionRunner:
         # Offsets up to `flushed` are done; topics with nothing new are not re-delivered at all, so
         # without this an interrupted interval naming them could never be re-formed.
         runner.position = dict(meta.flushed)
+        # Messages up to `flushed` are skipped, so they no longer tell each topic's event time: without
+        # these, a topic with no new traffic would hold the watermark where the last flush left it.
+        runner.topic_watermark = dict(meta.topic_watermarks)
         if meta.watermark_ms is not None:
             engine.advance_watermark(meta.watermark_ms)
         runner.dedup_log.load(dedup_records, engine.remember_dedup)
@@ -335,6 +338,7 @@ class PartitionRunner:
         meta.pending = meta.pending_seq = meta.pending_token = meta.pending_watermark = None
         meta.flush_seq = self.engine.flush_seq
         meta.watermark_ms = self.engine.watermark_ms
+        meta.topic_watermarks = dict(self.topic_watermark)
         table[key] = meta.encode()
         await out.sync_state(self.partition)
         # 4. hand back what may be acknowledged now

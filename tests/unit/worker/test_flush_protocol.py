@@ -299,7 +299,7 @@ def test_reference_run_equals_the_core_on_events_in_order(reference: tuple[Memor
 
 
 @pytest.mark.parametrize("crash_at", ["intent", "sink", "flags", "state", "state-partial", "ack"])
-@pytest.mark.parametrize("crash_flush", [1, 3, 7, 9, 15])
+@pytest.mark.parametrize("crash_flush", [1, 3, 7, 9, 15, 17])
 def test_crash_at_any_step_gives_the_uninterrupted_result(
     messages: list[tuple[str, int, bytes]],
     reference: tuple[MemorySink, list[bytes]],

@@ -35,6 +35,7 @@ as it is a broker round trip.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, MutableMapping
@@ -149,10 +150,22 @@ class DropStage:
             )
         return found
 
+    def assigned(self, partitions: set[int]) -> None:
+        """Partitions now owned, their table recovered: report their open alerts and closed hours now.
+
+        Not at their first message: while the whole stream is idle none comes, and the gauge would say
+        no alert is open.
+        """
+        for partition in partitions:
+            self.processor_for(partition)
+
     def forget(self, partitions: set[int]) -> None:
         for partition in partitions:
             self.processors.pop(partition, None)
             self.open_counts.pop(partition, None)
+            # a worker reports only the partitions it owns (as stage 1's watermark gauge)
+            with contextlib.suppress(KeyError):  # never set; older prometheus-client releases raise
+                self.metrics.drop_hour_closed.remove(str(partition))
         self.metrics.open_drop_alerts.set(sum(self.open_counts.values()))
 
     async def process(self, partition: int, value: bytes) -> Handled | None:
@@ -298,5 +311,12 @@ def register_stage2(app: faust.App, settings: Settings, runtime: WorkerRuntime) 
         # partitions go.
         async with busy:
             stage.forget({tp.partition for tp in revoked if tp.topic == topic_name})
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def on_recovered(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        # Sent once the assigned partitions' tables are recovered, before their streams resume.
+        async with busy:
+            stage.table = table.data
+            stage.assigned({tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic_name})
 
     return stage

@@ -226,3 +226,38 @@ def test_a_failed_changelog_send_keeps_the_records_for_the_next_sync() -> None:
     asyncio.run(go())
     assert not s.unsynced
     assert port.recovered(P) == s.table
+
+
+def _left_open() -> tuple[DropStage, list[tuple[int, bytes]]]:
+    """A stage whose stream ends with the cut account's drop still open."""
+    cut = ("cut", 8 * 24 + 2, 8 * 24 + 5, 0.1)
+    hourly = counts({"a": 50, "b": 40, "cut": 45}, 8 * 24 + 6, seed=7, cut=cut)
+    s = stage()
+    items = routed(messages(hourly, P, seed=8), P)
+    process_all(s, items)
+    assert sample(s, "engage_drop_alerts_open") == 1
+    return s, items
+
+
+def test_a_restarted_worker_counts_the_open_alerts_of_its_partitions_before_any_message() -> None:
+    """After a restart or a rebalance the gauge must not wait for the partition's next message: while the
+    whole stream is idle (an ingest outage, exactly when someone looks) none comes."""
+    before, _ = _left_open()
+    port = before.outputs
+    assert isinstance(port, Port)
+    restarted = stage()
+    restarted.table = port.recovered(P)  # the new owner's table, recovered from the changelog
+    assert sample(restarted, "engage_drop_alerts_open") == 0
+    restarted.assigned(set(range(P)))  # the wiring calls this once the table is recovered
+    assert sample(restarted, "engage_drop_alerts_open") == 1
+    restarted.forget(set(range(P)))
+    assert sample(restarted, "engage_drop_alerts_open") == 0
+
+
+def test_a_revoked_partition_leaves_the_closed_hour_gauge() -> None:
+    """As stage 1's watermark gauge: a worker reports only the partitions it owns."""
+    s, _ = _left_open()
+    assert all(sample(s, "engage_drop_hour_closed_seconds", partition=str(q)) > 0 for q in range(P))
+    s.forget({1})
+    assert s.metrics.registry.get_sample_value("engage_drop_hour_closed_seconds", {"partition": "1"}) is None
+    assert sample(s, "engage_drop_hour_closed_seconds", partition="0") > 0

@@ -121,3 +121,25 @@ def test_a_batch_taken_before_a_rebalance_is_not_processed_after_it() -> None:
     assert current_generation(app, same) is same
     mixed = [event(2), event(3), event(2)]
     assert current_generation(app, mixed) == [mixed[1]]
+
+
+def test_drop_stage_takes_over_its_partitions_once_their_tables_are_recovered(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Faust's on_rebalance_complete (sent after the active tables' recovery) hands the assigned
+    account-hours partitions to the drops stage, so their open alerts are counted without a message."""
+    from streams.worker.drop_wiring import DropStage
+
+    taken: list[set[int]] = []
+    monkeypatch.setattr(DropStage, "assigned", lambda self, partitions: taken.append(partitions))
+
+    async def rebalance() -> None:
+        runtime = _runtime(tmp_path)
+        app = create_app(runtime.settings, "localhost:1", runtime)
+        topic = runtime.settings.topics.account_hours
+        assigned = {TP(topic, 0), TP(topic, 2), TP("like", 1)}
+        monkeypatch.setattr(app.assignor, "assigned_actives", lambda: set(assigned))
+        await app.on_rebalance_complete.send()
+
+    asyncio.run(rebalance())
+    assert taken == [{0, 2}]

@@ -2,7 +2,8 @@
 
 Event time, bounded lateness, emitted only when final:
 
-- ``watermark`` is the largest ``occurred_at`` accepted so far; ``final = watermark − allowed_lateness``.
+- ``watermark`` is the largest ``occurred_at`` accepted so far (or recognised as a duplicate, so a
+  replay moves it as the first run did); ``final = watermark − allowed_lateness``.
 - An event before ``final`` is *late*: not applied, returned as :data:`LATE` (the caller routes it to
   the dead-letter topic). Anything else is applied exactly as if it had arrived in order.
 - A transition at event time ``t`` is emitted by :meth:`drain` only once ``t < final``: no acceptable
@@ -213,6 +214,8 @@ class PartitionEngine:
                 self._wm, self._final = wm, final
                 if not self._substantive(event, at):
                     duplicate += 1
+                    if auto and at > wm:  # see below: a duplicate moves event time too
+                        wm, final = at, at - lateness
                     continue
             else:
                 raw_id = event.event_id.encode()
@@ -222,6 +225,11 @@ class PartitionEngine:
                     bucket = buckets[minute] = set()
                 elif key in bucket:
                     duplicate += 1
+                    # Its first delivery moved event time, unless that was in an interval being
+                    # replayed whose dedup record survived a crash: moving it again keeps the replay's
+                    # lateness decisions those of the first run.
+                    if auto and at > wm:
+                        wm, final = at, at - lateness
                     continue
                 bucket.add(key)
                 learnt = fresh.get(minute)

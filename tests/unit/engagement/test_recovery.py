@@ -203,3 +203,42 @@ def test_the_caller_can_write_the_store() -> None:
     engine.process(ev(1, "like"))
     engine.drain()
     assert engine.dirty()["fan"] != store["fan"]
+
+
+def test_a_replay_whose_dedup_record_survived_moves_the_watermark_as_the_first_run_did() -> None:
+    """Crash after the dedup record of interval k, before its progress record (engine-driven watermark).
+
+    The replayed likes are now known duplicates; they must still move event time as they did the
+    first time, or an event the uninterrupted run refuses as late is applied after the replay.
+    """
+    rule = Rule(threshold=1, window_ms=1000, allowed_lateness_ms=0)
+    first, like, late = ev(0, actor="a"), ev(500, "like", actor="b"), ev(400, actor="a")
+
+    reference = PartitionEngine(rule)
+    assert [reference.process(e) for e in (first, like, late)] == ["ok", "ok", "late"]
+    expected = [(t.kind, t.at_ms) for t in finish(reference, 5000).transitions]
+    assert expected == [("engaged", 0), ("lapsed", 1000)]
+
+    store: dict[str, bytes] = {}
+    crashed = PartitionEngine(rule, store)
+    crashed.process(first)
+    crashed.drain()
+    crashed.dirty()
+    dedup = crashed.take_dedup_delta()
+    committed_seq, committed_watermark = crashed.flush_seq, crashed.watermark_ms
+    crashed.process(like)
+    crashed.drain()
+    crashed.dirty()
+    for minute, hashes in crashed.take_dedup_delta().items():  # the dedup record was written ...
+        dedup.setdefault(minute, []).extend(hashes)
+    # ... and the worker died before the progress record: interval k is replayed.
+    replayer = PartitionEngine(rule, store, flush_seq=committed_seq, watermark_ms=committed_watermark)
+    replayer.restore()
+    for minute, hashes in dedup.items():
+        replayer.remember_dedup(minute, hashes)
+    assert replayer.process(like) == "duplicate"
+    replayer.drain()
+    replayer.dirty()
+    assert replayer.watermark_ms == crashed.watermark_ms == 500
+    assert replayer.process(late) == "late"
+    assert [(t.kind, t.at_ms) for t in finish(replayer, 5000).transitions] == [("lapsed", 1000)]

@@ -1,0 +1,258 @@
+"""The engine against a brute-force oracle, with small rules, crashes and an external watermark.
+
+``test_property.py`` covers random arrival orders, drains, flushes and clean restarts. This one widens
+the rule parameters to the edges (windows of a few milliseconds, N = 1, lateness 0, no word minimum),
+drives the watermark from outside as the worker does (or lets the engine drive it), persists and
+reloads the dedup hashes as the worker does, and crashes during a flush: after any subset of the state
+writes, or after all of them and the dedup record, but before the progress record. The restarted
+engine is built from the last *committed* ``flush_seq`` and watermark and replays the uncommitted
+events and watermark moves (the worker re-forms exactly that interval; its ClickHouse rows are dropped
+by the insert token, its flags deduplicated by ``transition_id``). Transitions, aggregates and scores
+must be those of the oracle, which never crashes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from random import Random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.engagement import PartitionEngine, Rule
+from streams.engagement.model import Outputs
+from streams.events import Interaction
+
+TEXTS = [None, "", " ", "Nice!", "🔥🔥 👏", "_ _", "love this", "Ça marche", "a\u00a0b", "three whole words"]
+PLATFORM = {"b1": "x", "b2": "mastodon"}
+WEIGHTS = {("comment", False): 0.2, ("comment", True): 1.0, ("share", False): 0.5, ("share", True): 1.5}
+
+
+def _substantive(event: Interaction, min_words: int) -> bool:
+    if event.type not in ("comment", "share"):
+        return False
+    if min_words <= 0:
+        return event.type == "comment" or bool(event.text and event.text.strip())
+    words = sum(1 for token in (event.text or "").split() if any(ch.isalnum() for ch in token))
+    return words >= min_words
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> dict[str, object]:
+    rule = Rule(
+        threshold=draw(st.integers(1, 3)),
+        window_ms=draw(st.integers(1, 120)),
+        allowed_lateness_ms=draw(st.sampled_from([0, 0, 1, 20, 60])),
+        min_words=draw(st.integers(0, 2)),
+        score_floor=1e-30,
+        score_half_life_ms=500,  # a tiny window would forget a pair by its score: not what is tested here
+        like_weight=draw(st.sampled_from([0.0, 0.1])),
+        cache_max_actors=draw(st.sampled_from([1, 1000])),
+    )
+    auto = draw(st.booleans())
+    raw = draw(
+        st.lists(
+            st.tuples(
+                st.integers(0, 200),
+                st.sampled_from(["comment", "comment", "share", "like", "follow", "unfollow"]),
+                st.sampled_from(TEXTS),
+                st.sampled_from(["f1", "f2"]),
+                st.sampled_from(["b1", "b2"]),
+                st.integers(0, 80),  # arrival delay
+                st.integers(0, 4),  # 0: redelivered later
+            ),
+            max_size=50,
+        )
+    )
+    timed: list[tuple[int, Interaction]] = []
+    for i, (t, kind, text, actor, account, delay, dup) in enumerate(raw):
+        post = None if kind in ("follow", "unfollow") else "p"
+        event = Interaction(f"id{i}", kind, PLATFORM[account], account, actor, post, text, t)
+        timed.append((t + delay, event))
+        if dup == 0:
+            timed.append((t + delay + draw(st.integers(0, 60)), event))
+    timed.sort(key=lambda pair: pair[0])
+    ops = draw(
+        st.lists(
+            st.sampled_from(["", "", "", "wm", "drain", "flush", "restart", "crash"]),
+            min_size=len(timed),
+            max_size=len(timed),
+        )
+    )
+    lags = draw(st.lists(st.integers(0, 40), min_size=len(timed), max_size=len(timed)))
+    keep = draw(st.sampled_from([1.0, 1.0, 0.5, 0.0]))  # the share of a crashed flush's writes that landed
+    rnd = draw(st.randoms(use_true_random=False))
+    return {"rule": rule, "auto": auto, "arrivals": timed, "ops": ops, "lags": lags, "keep": keep, "rnd": rnd}
+
+
+def _transitions(outputs: list[Outputs]) -> set[tuple[int, str, str, str, int]]:
+    return {(t.at_ms, t.account_id, t.actor_id, t.kind, t.count) for out in outputs for t in out.transitions}
+
+
+@settings(max_examples=1500, deadline=None)
+@given(scenarios())
+def test_engine_matches_the_oracle_across_crashes(scenario: dict[str, object]) -> None:
+    rule, auto = scenario["rule"], scenario["auto"]
+    arrivals, ops, lags = scenario["arrivals"], scenario["ops"], scenario["lags"]
+    rnd, keep = scenario["rnd"], scenario["keep"]
+    assert isinstance(rnd, Random) and isinstance(keep, float)
+    assert isinstance(rule, Rule) and isinstance(auto, bool)
+    assert isinstance(arrivals, list) and isinstance(ops, list) and isinstance(lags, list)
+
+    store: dict[str, bytes] = {}
+    dedup_table: dict[int, list[int]] = {}
+
+    def start(seq: int, watermark: int | None) -> PartitionEngine:
+        engine = PartitionEngine(
+            rule, store, flush_seq=seq, watermark_ms=watermark, auto_watermark=auto, write_store=False
+        )
+        engine.restore()
+        for minute, hashes in dedup_table.items():
+            engine.remember_dedup(minute, hashes)
+        return engine
+
+    engine = start(0, None)
+    committed: list[Outputs] = []  # outputs of committed intervals (and of crashed ones: they were written)
+    flags: list[Outputs] = []  # every drain's transitions, replays included (deduplicated by id downstream)
+    interval: list[Interaction | int] = []  # events and watermark moves since the last commit
+    accepted: list[Interaction] = []
+    seen: set[str] = set()
+    oracle_wm: int | None = None  # the harness's watermark (mirrors the engine's)
+    external = -(10**9)
+    max_arrived = -(10**9)
+
+    last_commit: list[int | None] = [None]  # the watermark of the last commit
+
+    def write(changes: dict[str, bytes | None]) -> None:
+        for actor, value in changes.items():
+            if value is None:
+                store.pop(actor, None)
+            else:
+                store[actor] = value
+
+    def commit() -> None:
+        out = engine.drain()
+        committed.append(out)
+        flags.append(out)
+        write(engine.dirty())
+        last_commit[0] = engine.watermark_ms
+        for minute, hashes in engine.take_dedup_delta().items():
+            dedup_table.setdefault(minute, []).extend(hashes)
+        interval.clear()
+
+    for (_, event), op, lag in zip(arrivals, ops, lags, strict=True):
+        at = event.occurred_at_ms
+        final = None if oracle_wm is None else oracle_wm - rule.allowed_lateness_ms
+        if final is not None and at < final:
+            expected = "late"
+        elif event.event_id in seen:
+            expected = "duplicate"
+        else:
+            expected = "ok"
+            seen.add(event.event_id)
+            accepted.append(event)
+            if auto:
+                oracle_wm = at if oracle_wm is None else max(oracle_wm, at)
+        assert engine.process(event) == expected, (event, expected)
+        interval.append(event)
+        max_arrived = max(max_arrived, at)
+        if not auto and op in ("wm", "flush", "restart", "crash"):
+            external = max(external, max_arrived - lag)
+            engine.advance_watermark(external)
+            interval.append(external)
+            oracle_wm = external
+        if op == "drain":
+            out = engine.drain()
+            committed.append(out)
+            flags.append(out)
+        elif op in ("flush", "restart"):
+            commit()
+            if op == "restart":
+                engine = start(engine.flush_seq, engine.watermark_ms)
+        elif op == "crash":
+            # Committed so far: flush_seq and watermark of the last commit.
+            seq_before, wm_before = engine.flush_seq, last_commit[0]
+            replay = list(interval)
+            out = engine.drain()
+            committed.append(out)  # written to ClickHouse, flags produced ...
+            flags.append(out)
+            # ... some of the states written (any subset: the changelog keeps a prefix of the writes in
+            # the dirty set's order), perhaps all and the dedup record; then the worker dies.
+            changes = engine.dirty()
+            write({actor: changes[actor] for actor in sorted(changes) if rnd.random() < keep})
+            delta = engine.take_dedup_delta()
+            if keep == 1.0 and rnd.random() < 0.5:  # or after the dedup record, before the progress record
+                for minute, hashes in delta.items():
+                    dedup_table.setdefault(minute, []).extend(hashes)
+            engine = start(seq_before, wm_before)
+            for again in replay:  # exactly as the first time: the same events, the same watermark moves
+                if isinstance(again, int):
+                    engine.advance_watermark(again)
+                else:
+                    engine.process(again)
+            flags.append(engine.drain())  # same insert token: only the flags count
+            write(engine.dirty())
+            last_commit[0] = engine.watermark_ms
+            for minute, hashes in engine.take_dedup_delta().items():
+                dedup_table.setdefault(minute, []).extend(hashes)
+            interval.clear()
+
+    last = max((e.occurred_at_ms for _, e in arrivals), default=0)
+    engine.advance_watermark(last + rule.window_ms + rule.allowed_lateness_ms + 1)
+    commit()
+
+    # The oracle: every accepted event, in event-time order, counted from scratch.
+    n, window = rule.threshold, rule.window_ms
+    times: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for e in accepted:
+        if _substantive(e, rule.min_words):
+            times[(e.account_id, e.actor_id)].append(e.occurred_at_ms)
+    transitions = set()
+    for (account, actor), ts in times.items():
+        engaged = False
+        for p in sorted(set(ts) | {t + window for t in ts}):
+            count = sum(1 for t in ts if p - window < t <= p)
+            if (count >= n) != engaged:
+                engaged = count >= n
+                transitions.add((p, account, actor, "engaged" if engaged else "lapsed", count))
+    assert _transitions(flags) == transitions
+    assert engine.engaged_pairs == 0
+
+    counters: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
+    for e in accepted:
+        row = counters[(e.account_id, e.occurred_at_ms // 60_000)]
+        row[e.type] += 1
+        row["substantive"] += _substantive(e, rule.min_words)
+    for at, account, _, kind, _ in transitions:
+        counters[(account, at // 60_000)][kind] += 1
+    got: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
+    for out in committed:
+        for row in out.account_minutes:
+            c = got[(row.account_id, row.minute_ms // 60_000)]
+            for name in ("likes", "comments", "shares", "follows", "unfollows"):
+                c[name[:-1]] += getattr(row, name)
+            c["substantive"] += row.substantive
+            c["engaged"] += row.engaged_new
+            c["lapsed"] += row.lapsed
+    assert {k: +v for k, v in got.items() if +v} == {k: +v for k, v in counters.items() if +v}
+
+    contributions: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
+    for e in accepted:
+        sub = _substantive(e, rule.min_words)
+        weight = rule.like_weight if e.type == "like" else WEIGHTS.get((e.type, sub), 0.0)
+        if weight:
+            contributions[(e.account_id, e.actor_id)].append((e.occurred_at_ms, weight))
+    last_scores = {(s.account_id, s.actor_id): s for out in committed for s in out.scores}
+    assert set(last_scores) == set(contributions)
+    for key, items in contributions.items():
+        as_of = max(t for t, _ in items)
+        score = sum(w * 2 ** (-(as_of - t) / rule.half_life_ms) for t, w in items)
+        row = last_scores[key]
+        assert (row.as_of_ms, row.interactions) == (as_of, len(items))
+        assert math.isclose(row.score, score, rel_tol=1e-9)
+
+    engine.advance_watermark(last + 10**7)
+    engine.drain()
+    write(engine.dirty())
+    assert store == {} and engine.tracked_pairs == 0 and engine.scheduled_actors == 0

@@ -105,6 +105,9 @@ class PartitionEngine:
         self._cache: dict[str, ActorState] = {}
         self._dirty: set[str] = set()
         self._skip: set[str] = set()
+        # Actors this interval's events changed (collected at drain from _changed_scores): one of them
+        # left without pairs is written as an empty, stamped record, not deleted (see dirty()).
+        self._touched: set[str] = set()
         # (actor, account) -> (decayed score sum, as of, interactions, platform), folded in at drain.
         # Tuples, not lists: untracked by the cyclic GC, so a busy interval does not feed full passes.
         self._pending: dict[tuple[str, str], tuple[float, int, int, str]] = {}
@@ -501,6 +504,7 @@ class PartitionEngine:
             FollowerScore(account, actor, pair.platform, pair.score, pair.score_as_of, pair.interactions)
             for (actor, account), pair in self._changed_scores.items()
         ]
+        self._touched.update([actor for actor, _ in self._changed_scores])
         self._changed_scores = {}
         return Outputs(transitions, account_minutes, post_minutes, scores)
 
@@ -510,16 +514,29 @@ class PartitionEngine:
         Pending score contributions are folded in first, so the result is complete. With
         ``write_store`` (the default) the engine has already applied the result to ``store``;
         otherwise the caller must. Then ``flush_seq`` advances by one.
+
+        A follower left without pairs is deleted, unless this interval's events changed it: a deletion
+        carries no ``flush_seq`` stamp, so a replay of the interval would apply its events again, to an
+        empty state. It is written empty and stamped instead, and deleted by the next call.
         """
         self._fold_pending()
         out: dict[str, bytes | None] = {}
         seq, watermark = self.flush_seq, self.watermark_ms
+        touched, skip = self._touched, self._skip
+        touched.update([actor for actor, _ in self._changed_scores])  # if not drained since
+        kept: set[str] = set()
         for actor in self._dirty:
             state = self._cache.get(actor)
             if state is None or not state.pairs:
-                self._cache.pop(actor, None)
                 self._timers.cancel(actor)
-                out[actor] = None
+                if state is not None and (actor in touched or actor in skip):
+                    state.seq = seq
+                    state.watermark = watermark
+                    out[actor] = encode(state, self._final)
+                    kept.add(actor)
+                else:
+                    self._cache.pop(actor, None)
+                    out[actor] = None
             else:
                 state.seq = seq
                 state.watermark = watermark
@@ -531,8 +548,9 @@ class PartitionEngine:
                     store.pop(actor, None)
                 else:
                     store[actor] = value
-        self._dirty = set()
+        self._dirty = kept
         self._skip = set()
+        self._touched = set()
         self.flush_seq += 1
         excess = len(self._cache) - self.rule.cache_max_actors
         if excess > 0:
@@ -553,12 +571,15 @@ class PartitionEngine:
         self._cache.clear()
         self._dirty.clear()
         self._skip.clear()
+        self._touched.clear()
         tracked = engaged = 0
         watermark = _NO_WATERMARK
         for actor, raw in self.store.items():
             if owns is not None and not owns(actor):
                 continue
             state = decode(raw)
+            if not state.pairs:
+                self._dirty.add(actor)  # written empty by an interval that emptied it (see dirty())
             tracked += len(state.pairs)
             due: int | None = None
             for pair in state.pairs.values():

@@ -34,6 +34,16 @@ def oracle_words(text: str | None) -> int:
     return sum(1 for token in (text or "").split() if any(ch.isalnum() for ch in token))
 
 
+def substantive(e: Interaction, min_words: int) -> bool:
+    """The rule's definition: a comment or share with at least ``min_words`` words; with no minimum,
+    every comment and a share with any text."""
+    if e.type not in ("comment", "share"):
+        return False
+    if min_words <= 0:
+        return e.type == "comment" or bool(e.text and e.text.strip())
+    return oracle_words(e.text) >= min_words
+
+
 @dataclass
 class Oracle:
     statuses: list[str]
@@ -51,6 +61,7 @@ def oracle(
     half: int,
     like_weight: float,
 ) -> Oracle:
+    """Statuses as an engine driving its own watermark gives them, then :func:`recount` of the accepted."""
     statuses: list[str] = []
     watermark: int | None = None
     seen: set[str] = set()
@@ -65,13 +76,22 @@ def oracle(
             accepted.append(event)
             statuses.append("ok")
             watermark = event.occurred_at_ms if watermark is None else max(watermark, event.occurred_at_ms)
+    return recount(accepted, n, window, min_words, half, like_weight, statuses)
 
-    def substantive(e: Interaction) -> bool:
-        return e.type in ("comment", "share") and oracle_words(e.text) >= min_words
 
+def recount(
+    accepted: list[Interaction],
+    n: int,
+    window: int,
+    min_words: int,
+    half: int,
+    like_weight: float,
+    statuses: list[str] | None = None,
+) -> Oracle:
+    """Transitions, per-minute counters and scores of the accepted events, counted from scratch."""
     times: dict[tuple[str, str], list[int]] = defaultdict(list)
     for e in accepted:
-        if substantive(e):
+        if substantive(e, min_words):
             times[(e.account_id, e.actor_id)].append(e.occurred_at_ms)
     transitions = []
     for (account, actor), ts in times.items():
@@ -86,14 +106,14 @@ def oracle(
     for e in accepted:
         row = counters[(e.account_id, e.occurred_at_ms // 60_000)]
         row[e.type] += 1
-        row["substantive"] += substantive(e)
+        row["substantive"] += substantive(e, min_words)
         row["active"] += e.type in ("comment", "share")
         row["passive"] += e.type in ("like", "follow")
     for at, account, _, kind, _ in transitions:
         counters[(account, at // 60_000)][kind] += 1
     contributions: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
     for e in accepted:
-        weight = like_weight if e.type == "like" else WEIGHTS.get((e.type, substantive(e)), 0.0)
+        weight = like_weight if e.type == "like" else WEIGHTS.get((e.type, substantive(e, min_words)), 0.0)
         if weight:
             contributions[(e.account_id, e.actor_id)].append((e.occurred_at_ms, weight))
     scores = {}
@@ -101,7 +121,7 @@ def oracle(
         as_of = max(t for t, _ in items)
         score = sum(w * 2 ** (-(as_of - t) / half) for t, w in items)
         scores[key] = (score, as_of, len(items))
-    return Oracle(statuses, sorted(transitions), counters, scores)
+    return Oracle(statuses or [], sorted(transitions), counters, scores)
 
 
 @st.composite

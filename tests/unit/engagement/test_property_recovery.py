@@ -23,19 +23,10 @@ from hypothesis import strategies as st
 from streams.engagement import PartitionEngine, Rule
 from streams.engagement.model import Outputs
 from streams.events import Interaction
+from tests.unit.engagement.test_property import recount
 
 TEXTS = [None, "", " ", "Nice!", "🔥🔥 👏", "_ _", "love this", "Ça marche", "a\u00a0b", "three whole words"]
 PLATFORM = {"b1": "x", "b2": "mastodon"}
-WEIGHTS = {("comment", False): 0.2, ("comment", True): 1.0, ("share", False): 0.5, ("share", True): 1.5}
-
-
-def _substantive(event: Interaction, min_words: int) -> bool:
-    if event.type not in ("comment", "share"):
-        return False
-    if min_words <= 0:
-        return event.type == "comment" or bool(event.text and event.text.strip())
-    words = sum(1 for token in (event.text or "").split() if any(ch.isalnum() for ch in token))
-    return words >= min_words
 
 
 @st.composite
@@ -204,57 +195,33 @@ def test_engine_matches_the_oracle_across_crashes(scenario: dict[str, object]) -
     engine.advance_watermark(last + rule.window_ms + rule.allowed_lateness_ms + 1)
     commit()
 
-    # The oracle: every accepted event, in event-time order, counted from scratch.
-    n, window = rule.threshold, rule.window_ms
-    times: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for e in accepted:
-        if _substantive(e, rule.min_words):
-            times[(e.account_id, e.actor_id)].append(e.occurred_at_ms)
-    transitions = set()
-    for (account, actor), ts in times.items():
-        engaged = False
-        for p in sorted(set(ts) | {t + window for t in ts}):
-            count = sum(1 for t in ts if p - window < t <= p)
-            if (count >= n) != engaged:
-                engaged = count >= n
-                transitions.add((p, account, actor, "engaged" if engaged else "lapsed", count))
-    assert _transitions(flags) == transitions
+    # The oracle: every accepted event, counted from scratch.
+    expected = recount(
+        accepted, rule.threshold, rule.window_ms, rule.min_words, rule.half_life_ms, rule.like_weight
+    )
+    assert _transitions(flags) == set(expected.transitions)
     assert engine.engaged_pairs == 0
 
-    counters: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
-    for e in accepted:
-        row = counters[(e.account_id, e.occurred_at_ms // 60_000)]
-        row[e.type] += 1
-        row["substantive"] += _substantive(e, rule.min_words)
-    for at, account, _, kind, _ in transitions:
-        counters[(account, at // 60_000)][kind] += 1
     got: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
     for out in committed:
         for row in out.account_minutes:
             c = got[(row.account_id, row.minute_ms // 60_000)]
             for name in ("likes", "comments", "shares", "follows", "unfollows"):
                 c[name[:-1]] += getattr(row, name)
-            c["substantive"] += row.substantive
+            for name in ("substantive", "active", "passive"):
+                c[name] += getattr(row, name)
             c["engaged"] += row.engaged_new
             c["lapsed"] += row.lapsed
-    assert {k: +v for k, v in got.items() if +v} == {k: +v for k, v in counters.items() if +v}
+    assert {k: +v for k, v in got.items() if +v} == {k: +v for k, v in expected.counters.items() if +v}
 
     if rule.half_life_ms == 1:
         # A forgotten pair's later interactions start a new score; the oracle keeps every interaction.
         return
-    contributions: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
-    for e in accepted:
-        sub = _substantive(e, rule.min_words)
-        weight = rule.like_weight if e.type == "like" else WEIGHTS.get((e.type, sub), 0.0)
-        if weight:
-            contributions[(e.account_id, e.actor_id)].append((e.occurred_at_ms, weight))
     last_scores = {(s.account_id, s.actor_id): s for out in committed for s in out.scores}
-    assert set(last_scores) == set(contributions)
-    for key, items in contributions.items():
-        as_of = max(t for t, _ in items)
-        score = sum(w * 2 ** (-(as_of - t) / rule.half_life_ms) for t, w in items)
+    assert set(last_scores) == set(expected.scores)
+    for key, (score, as_of, interactions) in expected.scores.items():
         row = last_scores[key]
-        assert (row.as_of_ms, row.interactions) == (as_of, len(items))
+        assert (row.as_of_ms, row.interactions) == (as_of, interactions)
         assert math.isclose(row.score, score, rel_tol=1e-9)
 
     engine.advance_watermark(last + 10**7)

@@ -14,7 +14,6 @@ must be those of the oracle, which never crashes.
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
 from random import Random
 
 from hypothesis import given, settings
@@ -23,7 +22,7 @@ from hypothesis import strategies as st
 from streams.engagement import PartitionEngine, Rule
 from streams.engagement.model import Outputs
 from streams.events import Interaction
-from tests.unit.engagement.test_property import recount
+from tests.unit.engagement.oracle import minute_counters, recount
 
 TEXTS = [None, "", " ", "Nice!", "🔥🔥 👏", "_ _", "love this", "Ça marche", "a\u00a0b", "three whole words"]
 PLATFORM = {"b1": "x", "b2": "mastodon"}
@@ -202,16 +201,7 @@ def test_engine_matches_the_oracle_across_crashes(scenario: dict[str, object]) -
     assert _transitions(flags) == set(expected.transitions)
     assert engine.engaged_pairs == 0
 
-    got: dict[tuple[str, int], Counter[str]] = defaultdict(Counter)
-    for out in committed:
-        for row in out.account_minutes:
-            c = got[(row.account_id, row.minute_ms // 60_000)]
-            for name in ("likes", "comments", "shares", "follows", "unfollows"):
-                c[name[:-1]] += getattr(row, name)
-            for name in ("substantive", "active", "passive"):
-                c[name] += getattr(row, name)
-            c["engaged"] += row.engaged_new
-            c["lapsed"] += row.lapsed
+    got = minute_counters(committed)
     assert {k: +v for k, v in got.items() if +v} == {k: +v for k, v in expected.counters.items() if +v}
 
     if rule.half_life_ms == 1:

@@ -37,12 +37,12 @@ class Metrics:
     events_rejected: Counter  # labels: reason (schema|malformed|late); each also went to the DLQ
     events_deduplicated: Counter  # redeliveries with an event_id already seen within the dedup horizon
     dlq_messages: Counter  # labels: reason — messages produced to interactions.dlq
-    event_lag: Histogram  # seconds from event time (occurred_at) to processed
+    event_lag: Histogram  # seconds from event time to processed; per message, of its oldest event
     consumer_lag: Gauge  # labels: topic, partition — messages behind the high-water mark
     watermark: Gauge  # labels: partition — event-time watermark, unix seconds
     # --- worker: engagement ------------------------------------------------------------------
     transitions: Counter  # labels: kind (engaged|lapsed)
-    substantive_interactions: Counter  # substantive comments/shares processed (rate for boards/alerts)
+    substantive_interactions: Counter  # accepted substantive comments/shares, counted at flush
     engaged_followers: Gauge  # (account, actor) pairs engaged now on this worker's partitions
     tracked_pairs: Gauge  # pairs with state held by this worker
     changelog_writes: Counter  # table updates written to changelogs (after per-interval merging)

@@ -71,6 +71,7 @@ class PartitionRunner:
     watermark_moved: bool = False
     idle_after_s: float = 5.0
     clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time  # event lag: unix seconds, compared with event time
     caught_up_since: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -175,7 +176,10 @@ class PartitionRunner:
             return
         # map + attrgetter + Counter stay in C: a Python loop over the batch cost ~0.3 µs per event.
         by_type = Counter(map(_TYPE, batch))
-        newest = max(self.topic_watermark.get(topic, -1), max(map(_OCCURRED_AT, batch)))
+        times = list(map(_OCCURRED_AT, batch))
+        newest = max(self.topic_watermark.get(topic, -1), max(times))
+        # One observation per message, of its oldest event: an observe per event costs ~1.5 µs.
+        self.metrics.event_lag.observe(max(0.0, self.wall_clock() - min(times) / 1000))
         self.topic_watermark[topic] = newest
         counts = self.engine.process_many(batch)
         # events_consumed counts every valid event read; duplicates and late ones are also counted
@@ -307,6 +311,9 @@ class PartitionRunner:
             raise
         for transition in outputs.transitions:
             self.metrics.transitions.labels(transition.kind).inc()
+        substantive = sum(row.substantive for row in outputs.account_minutes)
+        if substantive:
+            self.metrics.substantive_interactions.inc(substantive)
         for reason, _ in dead:
             self.metrics.dlq_messages.labels(reason).inc()
         if self.late_in_interval:

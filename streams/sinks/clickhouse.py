@@ -160,6 +160,9 @@ class ClickHouseSink:
         self._owns_client = owns_client
         self._client: Any = None
         self._types: dict[str, Any] = {}
+        # The tables the latest batch token was already inserted into: its retry after a partial
+        # failure skips them (the server would drop them by token), so no rows count twice.
+        self._written: tuple[str, set[str]] = ("", set())
         self._lock = threading.Lock()
 
     @classmethod
@@ -252,10 +255,17 @@ class ClickHouseSink:
         """Insert every non-empty table of ``batch``; idempotent by ``batch.token``."""
         with self._lock:
             client = self.open()
+            token, written = self._written
+            if token != batch.token:
+                written = set()
+                self._written = (batch.token, written)
             for spec in TABLES:
+                if spec.name in written:
+                    continue
                 columns = spec.columns_of(batch, self.score_half_life_ms)
                 if columns[0]:
                     self._insert(client, spec, columns, batch.token)
+                written.add(spec.name)
 
     def query_rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """A read on the writer's own connection, serialised with its writes.

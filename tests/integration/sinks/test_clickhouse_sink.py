@@ -301,3 +301,36 @@ def test_a_chdb_dsn_creates_and_migrates_the_database_on_first_write(
     finally:
         sink.close()
         ch_client.command(f"DROP DATABASE IF EXISTS {database}")
+
+
+def test_a_retried_batch_counts_each_table_once(sink: ClickHouseSink, q: Query, metrics: Metrics) -> None:
+    """Tables the failed attempt did write are dropped by their token on the retry: not rows written again."""
+    batches = generate(seed=5, batches=2)
+    q.command("SYSTEM STOP MERGES DB.account_activity_1m")
+    sink.write(batches[0])
+    q.command(
+        "ALTER TABLE DB.account_activity_1m MODIFY SETTING parts_to_throw_insert = 1, "
+        "parts_to_delay_insert = 1, max_delay_to_insert = 0"
+    )
+    with pytest.raises(SinkUnavailable, match="TOO_MANY_PARTS"):
+        sink.write(batches[1])  # transitions, state and scores went in, account activity did not
+    q.command(
+        "ALTER TABLE DB.account_activity_1m "
+        "RESET SETTING parts_to_throw_insert, parts_to_delay_insert, max_delay_to_insert"
+    )
+    sink.write(batches[1])
+
+    def value(name: str, table: str) -> float:
+        got = metrics.registry.get_sample_value(name, {"table": table})
+        return 0.0 if got is None else got
+
+    assert sum(len(b.transitions) for b in batches) > 0
+    for table, rows in (
+        ("engagement_transitions", sum(len(b.transitions) for b in batches)),
+        ("account_activity_1m", sum(len(b.account_minutes) for b in batches)),
+    ):
+        assert value("engage_sink_rows_written_total", table) == rows
+        assert value("engage_sink_batches_written_total", table) == 2
+    assert q.rows("SELECT count() FROM DB.engagement_transitions") == [
+        (sum(len(b.transitions) for b in batches),)
+    ]

@@ -127,7 +127,13 @@ def test_drop_stage_takes_over_its_partitions_once_their_tables_are_recovered(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
     """Faust's on_rebalance_complete (sent after the active tables' recovery) hands the assigned
-    account-hours partitions to the drops stage, so their open alerts are counted without a message."""
+    account-hours partitions to the drops stage, so their open alerts are counted without a message.
+
+    No broker here, so the assignment is set by hand (the assignor's answer) and ``assigned`` is
+    recorded instead of run: the app, its handler and the signal are Faust's own. What ``assigned``
+    then counts is tested on a recovered table in ``test_drop_wiring.py``; a real rebalance would add a
+    ~30 s group join on the embedded broker to check the same wiring.
+    """
     from streams.worker.drop_wiring import DropStage
 
     taken: list[set[int]] = []

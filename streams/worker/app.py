@@ -190,6 +190,17 @@ class WorkerRuntime:
             self.metrics.tracked_pairs.set(sum(r.engine.tracked_pairs for r in self.runners.values()))
             self.metrics.engaged_followers.set(sum(r.engine.engaged_pairs for r in self.runners.values()))
 
+    def adopt(self, partitions: set[int]) -> None:
+        """Start a runner for every stream partition assigned to this worker, once its table is recovered.
+
+        Without this a runner started at its partition's first message, and a partition with nothing
+        new after a restart or a rebalance had none: its watermark was never re-derived, so the lapses
+        and transitions that only wait for event time to pass (everything a quiet partition still owes)
+        were never drained.
+        """
+        for partition in partitions:
+            self.runner_for(partition)
+
     def forget(self, partitions: set[int]) -> None:
         """Drop runners of revoked partitions: their unacknowledged work is replayed by the new owner.
 
@@ -283,6 +294,13 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
         # the rebalance (a commit during it fails at once, and Faust logs it).
         async with runtime.lock:
             runtime.forget({tp.partition for tp in revoked if tp.topic in settings.topics.interactions})
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def on_recovered(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        # Sent once the assigned partitions' tables are recovered, before their streams resume.
+        assigned = app.assignor.assigned_actives()
+        async with runtime.lock:
+            runtime.adopt({tp.partition for tp in assigned if tp.topic in settings.topics.interactions})
 
     return app
 

@@ -61,7 +61,9 @@ def test_a_restart_with_nothing_new_to_read_still_drains_the_lapses_due(
         if first.proc.poll() is None:
             first.kill()
     owed = {t for t, r in expected.items() if r["kind"] == "lapsed"}
-    emitted = {r["transition_id"] for r in read_topic(settings.kafka_bootstrap_servers, settings.topics.flags, 3)}
+    emitted = {
+        r["transition_id"] for r in read_topic(settings.kafka_bootstrap_servers, settings.topics.flags, 3)
+    }
     assert owed - emitted, "the first worker drained everything before it was killed: the test proves nothing"
     restarted = WorkerProcess(cfg, log_name="second")
     try:

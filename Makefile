@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration e2e bench clean
+.PHONY: run test lint unit integration e2e chaos bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,7 +21,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/python -m pytest -m "unit or integration or e2e" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "unit or integration or e2e or chaos" $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
@@ -31,6 +31,12 @@ integration: $(STAMP)
 
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+
+# Random fault schedules against real workers (about 75 s each): `make chaos CHAOS_SCHEDULES=50`,
+# re-run one with `make chaos CHAOS_SEED=N CHAOS_SCHEDULES=1`.
+CHAOS_SCHEDULES ?= 8
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos --schedules $(CHAOS_SCHEDULES) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
 
 bench: $(STAMP)
 	$(BIN)/python -m streams.bench

@@ -14,7 +14,9 @@
     │   ├── SinkUnavailable      ClickHouse unreachable or pushing back (too many parts)
     │   └── AlertmanagerUnavailable  no answer or a 5xx from Alertmanager: post again later
     ├── AlertmanagerRejected     Alertmanager answered 4xx: the payload or URL is wrong; log, do not retry
-    └── FatalSinkError           ClickHouse rejected the write for good (schema mismatch): stop the worker
+    ├── FatalSinkError           ClickHouse rejected the write for good (schema mismatch): stop the worker
+    └── WriteFenced              the worker may no longer write for its partitions (revoked, or its group
+                                 lease lapsed): abandon the flush unacknowledged; its new owner replays it
 
 *Poison* and *retryable* never share a branch: a retry loop catches :class:`RetryableError` only,
 and a dead-letter router catches :class:`InvalidEvent` / :class:`LateEvent` only.
@@ -114,3 +116,15 @@ class AlertmanagerRejected(EngageError):
 
 class FatalSinkError(EngageError):
     """ClickHouse rejected a write in a way retrying cannot fix. The worker stops with this message."""
+
+
+class WriteFenced(EngageError):
+    """Raised by :meth:`streams.worker.lease.Lease.check` before a flush writes anything outside the process.
+
+    Either a rebalance is revoking the worker's partitions (the flush must not hold the revocation up,
+    e.g. while ClickHouse is down), or no group heartbeat succeeded for longer than the lease allows:
+    a worker that was frozen (SIGSTOP, a stalled VM) past its session timeout may have been replaced,
+    and a write now could land after its successor's. The caller abandons the flush without
+    acknowledging anything; the interval's intent is in the changelog, so whoever owns the partition
+    next re-forms it with the same sink token.
+    """

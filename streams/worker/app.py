@@ -28,22 +28,28 @@ import faust
 from faust.types import TP
 
 from streams.engagement import PartitionEngine, Rule
+from streams.errors import WriteFenced
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
 from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import Sink
-from streams.worker import fast_recovery, highwater, recovery_gate
+from streams.worker import fast_recovery, group_lease, highwater, recovery_gate
 from streams.worker.bulk import ChangelogBuffer, Record, send_records
 from streams.worker.dedup_log import DEDUP_PREFIX
 from streams.worker.drop_wiring import register_stage2
+from streams.worker.lease import Lease
 from streams.worker.rebalance import current_generation
 from streams.worker.runner import PartitionRunner
+from streams.worker.sink_retry import SinkWriter
 from streams.worker.state import PartitionView, is_rocksdb_url
 
 log = logging.getLogger(__name__)
 
 TABLE_NAME = "engagement-state"
+SESSION_TIMEOUT_S = 10.0
+# The write lease ends well before the coordinator could have evicted this worker (streams.worker.lease).
+LEASE_FRACTION = 0.7
 # The longest a fetch waits for data that is not there yet (Faust's own setting is 1500 ms).
 FETCH_MAX_WAIT_MS = 100
 
@@ -99,15 +105,17 @@ class WorkerRuntime:
     changelog: ChangelogBuffer = field(default_factory=ChangelogBuffer)
     runners: dict[int, PartitionRunner] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    sink_turn: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_flush: float = field(default_factory=time.monotonic)
-    backoff: Backoff = field(init=False)
-    on_paused: Callable[[bool], None] = lambda paused: None
+    lease: Lease = field(default_factory=Lease)
+    writer: SinkWriter = field(init=False)
     commit_offsets: Callable[[], Awaitable[object]] | None = None
+    # Asks the group for a new generation: after a flush abandoned because the lease lapsed, so the
+    # partitions' positions go back to their committed offsets (set by the Faust wiring).
+    request_rejoin: Callable[[], None] = lambda: None
     lag_series: set[tuple[str, str]] = field(default_factory=set)  # (topic, partition) on the lag gauge
 
     def __post_init__(self) -> None:
-        self.backoff = Backoff.from_settings(self.settings)
+        self.writer = SinkWriter(self.sink, Backoff.from_settings(self.settings), self.metrics, self.lease)
         self.rule = Rule.from_settings(self.settings)
 
     def view(self, partition: int) -> MutableMapping[str, bytes]:
@@ -165,25 +173,33 @@ class WorkerRuntime:
         # changelog partition, see ChangelogBuffer), so their round trips overlap instead of adding
         # up; the CPU parts still run one at a time on this loop, and the sink serialises its inserts.
         results = await asyncio.gather(
-            *(
-                runner.flush(
-                    self.view(runner.partition),
-                    self.outputs,
-                    self.sink,
-                    self.backoff,
-                    self.on_paused,
-                    self.sink_turn,
-                )
-                for runner in ready
-            )
+            *(runner.flush(self.view(runner.partition), self.outputs, self.writer) for runner in ready),
+            return_exceptions=True,
         )
         acked = 0
-        for handles in results:
+        abandoned: set[int] = set()
+        for runner, handles in zip(ready, results, strict=True):
+            if isinstance(handles, WriteFenced):
+                abandoned.add(runner.partition)
+                log.warning(
+                    "partition %d: flush abandoned, nothing acknowledged: %s", runner.partition, handles
+                )
+                continue
+            if isinstance(handles, BaseException):
+                raise handles
             for handle in handles:
                 handle.ack()
             acked += len(handles)
         if acked and commit and self.commit_offsets is not None:
             await self.commit_offsets()
+        if abandoned:
+            # Unacknowledged and with their runners gone, these partitions must be read again from their
+            # committed offsets: a revocation does that; after a lapsed lease, a new generation does.
+            self.forget(abandoned)
+            for partition in abandoned:
+                self.changelog.take(partition)  # nothing of theirs may go out later
+            if not self.lease.revoking:
+                self.request_rejoin()
         if due:
             self.last_flush = time.monotonic()
             self.metrics.commits.inc()
@@ -227,7 +243,7 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
         topic_replication_factor=settings.topic_replication,
         producer_acks=-1,
         # Faust's defaults (60 s) make a group join take ~30 s on Tansu; 10 s measured ~5 s.
-        broker_session_timeout=10.0,
+        broker_session_timeout=SESSION_TIMEOUT_S,
         broker_rebalance_timeout=10.0,
         broker_heartbeat_interval=1.0,
         broker_commit_interval=settings.commit_interval_ms / 1000,
@@ -248,6 +264,9 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
         **overrides,
     )
     _start_from_changelog(app, settings)
+    runtime.lease.limit_s = SESSION_TIMEOUT_S * LEASE_FRACTION
+    group_lease.install(app, runtime.lease)
+    runtime.request_rejoin = lambda: group_lease.request_rejoin(app)
     highwater.install(app.consumer, bootstrap)
     _shorten_fetch_wait(app.consumer, FETCH_MAX_WAIT_MS)
     fast_recovery.install(app, bootstrap)  # changelogs read by a plain consumer, not record by record
@@ -290,8 +309,11 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
         # The lock waits for a flush in progress (Faust does not, with stream_wait_empty off): the
         # group goes on only after this returns, and a flush finishing later would write the changelog
-        # of a partition whose new owner may already have recovered it. Nothing in a flush waits for
-        # the rebalance (a commit during it fails at once, and Faust logs it).
+        # of a partition whose new owner may already have recovered it. The lease makes that wait
+        # short: a flush retrying a ClickHouse insert gives up at once, unacknowledged, instead of
+        # holding the rebalance until ClickHouse is back. (A commit during the rebalance fails at once,
+        # and Faust logs it.)
+        runtime.lease.revoking = True  # until the group assigns partitions again (on_recovered)
         async with runtime.lock:
             runtime.forget({tp.partition for tp in revoked if tp.topic in settings.topics.interactions})
 
@@ -299,6 +321,7 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
     async def on_recovered(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         # Sent once the assigned partitions' tables are recovered, before their streams resume.
         assigned = app.assignor.assigned_actives()
+        runtime.lease.readmitted()
         async with runtime.lock:
             runtime.adopt({tp.partition for tp in assigned if tp.topic in settings.topics.interactions})
 

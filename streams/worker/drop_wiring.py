@@ -37,8 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -48,13 +47,13 @@ from streams.alerting import AlertmanagerClient, AlertPoster
 from streams.engagement.drops import RESOLVED, DropRule
 from streams.engagement.model import HOUR_MS, Alert, stable_id
 from streams.engagement.records import alert_to_json
-from streams.errors import AlertmanagerRejected, AlertmanagerUnavailable, SinkUnavailable
+from streams.errors import AlertmanagerRejected, AlertmanagerUnavailable, WriteFenced
 from streams.metrics import Metrics
 from streams.settings import Settings
-from streams.sinks.backoff import Backoff
-from streams.sinks.base import Sink, SinkBatch
+from streams.sinks.base import SinkBatch
 from streams.worker.bulk import ChangelogBuffer, Record, send_records
 from streams.worker.rebalance import current_generation
+from streams.worker.sink_retry import SinkWriter
 from streams.worker.stage2 import AccountHoursProcessor, Handled
 from streams.worker.staged import StagedStore
 from streams.worker.state import PartitionView
@@ -105,18 +104,16 @@ class DropStage:
     partitions: int
     table: MutableMapping[bytes, bytes]
     outputs: AlertPort
-    sink: Sink
+    writer: SinkWriter
     metrics: Metrics
-    backoff: Backoff = field(default_factory=Backoff)
     poster: AlertPoster | None = None
     processors: dict[int, tuple[AccountHoursProcessor, StagedStore]] = field(default_factory=dict)
-    on_paused: Callable[[bool], None] = lambda paused: None
     changelog: ChangelogBuffer = field(default_factory=ChangelogBuffer)  # table writes not yet sent
     open_counts: dict[int, int] = field(default_factory=dict)  # per partition, for the gauge
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, metrics: Metrics, sink: Sink, table: Any, outputs: AlertPort
+        cls, settings: Settings, metrics: Metrics, writer: SinkWriter, table: Any, outputs: AlertPort
     ) -> DropStage:
         poster = AlertmanagerClient(settings.alertmanager_url) if settings.alertmanager_url else None
         return cls(
@@ -124,11 +121,15 @@ class DropStage:
             settings.topic_partitions,
             table,
             outputs,
-            sink,
+            writer,
             metrics,
-            Backoff.from_settings(settings),
             poster,
         )
+
+    def abandon(self) -> None:
+        """After the lease lapsed: nothing buffered may go out, processors are rebuilt from the table."""
+        self.changelog.take()
+        self.processors.clear()
 
     def processor_for(self, partition: int) -> tuple[AccountHoursProcessor, StagedStore]:
         found = self.processors.get(partition)
@@ -232,27 +233,7 @@ class DropStage:
         # a replay after a half-durable crash may re-insert a subset under another token, which the
         # table's ReplacingMergeTree (ORDER BY ... alert_id) collapses.
         token = f"alerts/{ids[0]}" if len(ids) == 1 else f"alerts/{len(ids)}/{stable_id(*ids)[:16]}"
-        batch = SinkBatch(token, alerts=alerts)
-        paused = False
-        try:
-            while True:
-                started = time.perf_counter()
-                try:
-                    await asyncio.to_thread(self.sink.write, batch)
-                    self.metrics.flush_latency.labels("alerts").observe(time.perf_counter() - started)
-                    self.backoff.reset()
-                    return
-                except SinkUnavailable as exc:
-                    delay = self.backoff.next_delay()
-                    self.metrics.insert_retries.labels("alerts").inc()
-                    if not paused:
-                        paused = True
-                        self.on_paused(True)
-                    log.warning("sink unavailable for alerts (%s); retrying in %.2fs", exc, delay)
-                    await asyncio.sleep(delay)
-        finally:
-            if paused:
-                self.on_paused(False)
+        await self.writer.write(SinkBatch(token, alerts=alerts), "alerts")
 
     async def _post(self, alerts: list[Alert]) -> None:
         """Best effort: Alertmanager is a convenience beside the topic and ClickHouse, never a reason to
@@ -287,7 +268,7 @@ def register_stage2(app: faust.App, settings: Settings, runtime: WorkerRuntime) 
         value_type=bytes,
     )
     port = FaustAlertPort(app, settings.topics.alerts, table.changelog_topic.get_topic_name())
-    stage = DropStage.from_settings(settings, runtime.metrics, runtime.sink, table, port)
+    stage = DropStage.from_settings(settings, runtime.metrics, runtime.writer, table, port)
     busy = asyncio.Lock()
 
     @app.agent(topic, name="drops", concurrency=1)
@@ -297,18 +278,28 @@ def register_stage2(app: faust.App, settings: Settings, runtime: WorkerRuntime) 
         stage.table = table.data
         async for events in stream.noack_take(100, within=0.2):
             async with busy:
-                events = current_generation(app, events)
-                for event in events:
-                    await stage.process(event.message.partition, event.value)
+                done = []
+                try:
+                    for event in current_generation(app, events):
+                        await stage.process(event.message.partition, event.value)
+                        done.append(event)
+                except WriteFenced as exc:
+                    # The rest stays unacknowledged and is read again from the committed offsets.
+                    log.warning("account-hours: batch cut short, rest unacknowledged: %s", exc)
+                    if runtime.lease.lapsed:
+                        stage.abandon()
+                        runtime.request_rejoin()
+                        continue
                 await stage.sync()
-                for event in events:
+                for event in done:
                     event.ack()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
         # As in stage 1 (streams.worker.app): a batch in progress finishes its writes before the
-        # partitions go.
+        # partitions go, and an alert insert waiting for ClickHouse gives up at once.
+        runtime.lease.revoking = True
         async with busy:
             stage.forget({tp.partition for tp in revoked if tp.topic == topic_name})
 

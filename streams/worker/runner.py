@@ -18,16 +18,15 @@ from typing import Any, Final, Protocol
 
 from streams.engagement import LATE, PartitionEngine
 from streams.engagement.model import Outputs
-from streams.errors import SinkUnavailable
 from streams.events import Interaction, Rejected, decode_message
 from streams.metrics import Metrics
 from streams.producer import dlq_record
-from streams.sinks.backoff import Backoff
-from streams.sinks.base import Sink, SinkBatch
+from streams.sinks.base import SinkBatch
 from streams.worker.account_hours import account_hour_records
 from streams.worker.dedup_log import DedupLog, dedup_key
 from streams.worker.flags import transition_record
 from streams.worker.meta import PartitionMeta, batch_token, meta_key
+from streams.worker.sink_retry import SinkWriter
 
 log = logging.getLogger(__name__)
 _TYPE: Final = attrgetter("type")
@@ -239,15 +238,16 @@ class PartitionRunner:
     # --- flushing ---------------------------------------------------------------------------------
 
     async def flush(
-        self,
-        table: MutableMapping[str, bytes],
-        out: OutputPort,
-        sink: Sink,
-        backoff: Backoff,
-        on_paused: Callable[[bool], None] = lambda paused: None,
-        sink_turn: asyncio.Lock | None = None,
+        self, table: MutableMapping[str, bytes], out: OutputPort, writer: SinkWriter
     ) -> list[Any]:
-        """Run the five steps of :mod:`streams.worker.meta`; return the message handles to acknowledge."""
+        """Run the five steps of :mod:`streams.worker.meta`; return the message handles to acknowledge.
+
+        Raises :class:`~streams.errors.WriteFenced` before any write the worker's lease no longer
+        allows: checked before the first write, nothing has changed; later, the runner is abandoned
+        (its caller drops it) and the partition's next owner re-forms the interval from its intent.
+        """
+        lease = writer.lease
+        lease.check(f"flush of partition {self.partition}")
         key = meta_key(self.partition, self.partitions)
         meta = self.meta
         seq = self.engine.flush_seq
@@ -280,14 +280,9 @@ class PartitionRunner:
             outputs.scores,
             outputs.alerts,
         )
-        if sink_turn is None:
-            await _write_with_retry(sink, batch, backoff, self.metrics, on_paused)
-        else:
-            # Partitions flushing concurrently take turns at the sink: one retry loop at a time, so the
-            # shared backoff and the paused gauge describe one outage, not several interleaved ones.
-            async with sink_turn:
-                await _write_with_retry(sink, batch, backoff, self.metrics, on_paused)
+        await writer.write(batch, "batch")
         # 2. flags, per-account partials and dead letters, sent together (one round trip, not three)
+        lease.check(f"outputs of partition {self.partition}")
         sends = []
         if outputs.transitions:
             sends.append(out.send_flags([transition_record(t) for t in outputs.transitions]))
@@ -328,6 +323,8 @@ class PartitionRunner:
                 self.highwater,
             )
             self.late_in_interval = 0
+        # Checked before the table writes: abandoned here, the table holds nothing the changelog lacks.
+        lease.check(f"state of partition {self.partition}")
         # 3. actor states, then the dedup hashes, then progress. The order matters: a crash keeps a
         # prefix of these writes (one changelog partition), and a surviving dedup record must imply
         # that the states holding its events survived too, or a replay would drop them as duplicates.
@@ -369,30 +366,3 @@ def _late_original(value: bytes, late: Interaction) -> bytes:
     re-encoded, as :func:`streams.events.iter_message` does for an invalid element.
     """
     return late.to_json() if value.lstrip()[:1] == b"[" else value
-
-
-async def _write_with_retry(
-    sink: Sink, batch: SinkBatch, backoff: Backoff, metrics: Metrics, on_paused: Callable[[bool], None]
-) -> None:
-    paused = False
-    try:
-        while True:
-            started = time.perf_counter()
-            try:
-                await asyncio.to_thread(sink.write, batch)
-                metrics.flush_latency.labels("batch").observe(time.perf_counter() - started)
-                backoff.reset()
-                return
-            except SinkUnavailable as exc:
-                delay = backoff.next_delay()
-                metrics.insert_retries.labels("batch").inc()
-                if not paused:
-                    paused = True
-                    metrics.sink_paused.set(1)
-                    on_paused(True)
-                log.warning("sink unavailable (%s); consumption paused, retrying in %.2fs", exc, delay)
-                await asyncio.sleep(delay)
-    finally:
-        if paused:
-            metrics.sink_paused.set(0)
-            on_paused(False)

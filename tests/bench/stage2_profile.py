@@ -31,6 +31,7 @@ from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink
 from streams.worker.bulk import ChangelogBuffer, Record
 from streams.worker.drop_wiring import DropStage
+from streams.worker.sink_retry import SinkWriter
 from streams.worker.stage2_state import decode_account, encode_account
 from tests.bench.stage_profile import PARTITIONS, envelopes, run_as_worker, stage1
 
@@ -96,7 +97,9 @@ async def run(messages: list[tuple[int, str, bytes]], interval: int, settings: S
     alerts = AlertCounter()
     drops_table: dict[bytes, bytes] = {}
     drop_rule = DropRule.from_settings(settings)
-    stage = DropStage(drop_rule, PARTITIONS, drops_table, alerts, MemorySink(), metrics)
+    stage = DropStage(
+        drop_rule, PARTITIONS, drops_table, alerts, SinkWriter(MemorySink(), Backoff(), metrics), metrics
+    )
     process = time.process_time
     stage2_s = 0.0
     records = heartbeats = 0
@@ -117,7 +120,7 @@ async def run(messages: list[tuple[int, str, bytes]], interval: int, settings: S
 
     async def flush_all() -> None:
         for runner, view in zip(runners, views, strict=True):
-            await runner.flush(view, port, sink, backoff)
+            await runner.flush(view, port, SinkWriter(sink, backoff, metrics))
         await stage2()
 
     offsets: dict[tuple[int, str], int] = {}

@@ -37,6 +37,7 @@ from streams.sinks.backoff import Backoff
 from streams.sinks.base import CountingSink
 from streams.worker.bulk import ChangelogBuffer
 from streams.worker.runner import PartitionRunner
+from streams.worker.sink_retry import SinkWriter
 from streams.worker.state import PartitionView
 
 PARTITIONS = 4  # as in make bench
@@ -105,6 +106,7 @@ async def run(messages: list[tuple[int, str, bytes]], interval: int, settings: S
     metrics = Metrics.create(CollectorRegistry())
     runners, tables, changelog = stage1(messages, settings, metrics)
     port, sink, backoff = CountingPort(changelog), CountingSink(), Backoff()
+    writer = SinkWriter(sink, backoff, metrics)
     feed_s = flush_s = 0.0
     offsets: dict[tuple[int, str], int] = {}
     since = events = 0
@@ -120,12 +122,12 @@ async def run(messages: list[tuple[int, str, bytes]], interval: int, settings: S
             since = 0
             started = process()
             for runner, table in zip(runners, tables, strict=True):
-                await runner.flush(table, port, sink, backoff)
+                await runner.flush(table, port, writer)
             flush_s += process() - started
     events += since
     started = process()
     for runner, table in zip(runners, tables, strict=True):
-        await runner.flush(table, port, sink, backoff)
+        await runner.flush(table, port, writer)
     flush_s += process() - started
     return {
         "events": events,

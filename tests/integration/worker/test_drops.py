@@ -32,6 +32,7 @@ from streams.sinks.backoff import Backoff
 from streams.sinks.clickhouse import ClickHouseSink
 from streams.worker.bulk import Record
 from streams.worker.drop_wiring import DropStage
+from streams.worker.sink_retry import SinkWriter
 from tests.drop_streams import MONDAY_MS, counts, key, messages, reference, routed
 from tests.integration.alertmanager import AlertmanagerServer, WebhookReceiver, deploy_config
 from tests.integration.worker.harness import WorkerEnv, WorkerProcess, read_topic, wait_for
@@ -217,7 +218,8 @@ def test_alerts_land_in_clickhouse_once_even_when_a_message_is_replayed(
     ]
 
     def new_stage(table: dict[bytes, bytes]) -> DropStage:
-        return DropStage(DropRule(), partitions, table, _Port(), sink, metrics, Backoff(rand=lambda: 0.0))
+        writer = SinkWriter(sink, Backoff(rand=lambda: 0.0), metrics)
+        return DropStage(DropRule(), partitions, table, _Port(), writer, metrics)
 
     async def run(stage: DropStage, items: list[tuple[int, bytes]]) -> list[Alert]:
         alerts: list[Alert] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -19,6 +20,7 @@ from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink, SinkBatch
 from streams.worker.bulk import Record
 from streams.worker.drop_wiring import DropStage
+from streams.worker.sink_retry import SinkWriter
 from streams.worker.stage2_state import hours_meta_key
 from tests.drop_streams import counts, messages, routed
 
@@ -66,8 +68,10 @@ class FlakySink(MemorySink):
     def __init__(self, failures: int) -> None:
         super().__init__()
         self.failures = failures
+        self.on_attempt: Callable[[], object] = lambda: None
 
     def write(self, batch: SinkBatch) -> None:
+        self.on_attempt()
         if self.failures:
             self.failures -= 1
             raise SinkUnavailable("ClickHouse restarting")
@@ -75,16 +79,9 @@ class FlakySink(MemorySink):
 
 
 def stage(sink: MemorySink | None = None, poster: MemoryAlertPoster | None = None) -> DropStage:
-    return DropStage(
-        DropRule(),
-        P,
-        {},
-        Port(),
-        sink if sink is not None else MemorySink(),
-        Metrics.create(CollectorRegistry()),
-        Backoff(rand=lambda: 0.0),
-        poster,
-    )
+    metrics = Metrics.create(CollectorRegistry())
+    writer = SinkWriter(sink if sink is not None else MemorySink(), Backoff(rand=lambda: 0.0), metrics)
+    return DropStage(DropRule(), P, {}, Port(), writer, metrics, poster)
 
 
 def drop_stream() -> list[tuple[int, bytes]]:
@@ -114,16 +111,16 @@ def test_alerts_go_to_the_topic_the_sink_the_metrics_and_alertmanager() -> None:
     items = drop_stream()
     process_all(s, items)
     port = s.outputs
-    assert isinstance(port, Port) and isinstance(s.sink, MemorySink)
+    assert isinstance(port, Port) and isinstance(s.writer.sink, MemorySink)
     alerts = [orjson.loads(v) for _, v in port.sent]
     assert [(a["account_id"], a["kind"], a["state"]) for a in alerts] == [
         ("cut", "drop", "opened"),
         ("cut", "drop", "resolved"),
     ]
     assert [k for k, _ in port.sent] == [b"cut", b"cut"]
-    sunk: list[Alert] = s.sink.alerts
+    sunk: list[Alert] = s.writer.sink.alerts
     assert [alert_to_json(a) for a in sunk] == [v for _, v in port.sent]
-    assert [b.token for b in s.sink.batches] == [f"alerts/{a.alert_id}" for a in sunk]
+    assert [b.token for b in s.writer.sink.batches] == [f"alerts/{a.alert_id}" for a in sunk]
     assert sample(s, "engage_drop_alerts_total", state="opened", kind="drop") == 1
     assert sample(s, "engage_drop_alerts_total", state="resolved", kind="drop") == 1
     assert sample(s, "engage_drop_alerts_open") == 0
@@ -170,12 +167,13 @@ def test_a_failed_delivery_leaves_the_state_untouched_and_the_retry_delivers() -
 def test_the_sink_is_retried_with_backoff_while_unavailable() -> None:
     sink = FlakySink(failures=3)
     s = stage(sink=sink)
-    paused: list[bool] = []
-    s.on_paused = paused.append
+    paused: list[float] = []
+    sink.on_attempt = lambda: paused.append(sample(s, "engage_sink_paused"))
     process_all(s, drop_stream())
     assert len(sink.alerts) == 2
     assert sample(s, "engage_sink_insert_retries_total", table="alerts") == 3
-    assert paused == [True, False]
+    # the same gauge as stage 1's flushes: paused from the first failure until the write went through
+    assert paused == [0, 1, 1, 1, 0] and sample(s, "engage_sink_paused") == 0
 
 
 def test_an_undecodable_record_is_skipped() -> None:

@@ -27,6 +27,7 @@ from streams.sinks.base import MemorySink, SinkBatch
 from streams.worker.dedup_log import DEDUP_PREFIX
 from streams.worker.meta import is_meta_key
 from streams.worker.runner import PartitionRunner
+from streams.worker.sink_retry import SinkWriter
 from tests.scenarios import DAY, scenario, sentinels
 
 TOPICS = {"like": "like", "comment": "comment", "share": "share", "follow": "follow", "unfollow": "follow"}
@@ -195,7 +196,9 @@ async def _run(
             out.crash_at = crash_at if armed and crash_at != "sink" else None
             sink.crash_next = armed and crash_at == "sink"
             try:
-                handles = await runner.flush(table, out, sink, Backoff(rand=lambda: 0.0))
+                handles = await runner.flush(
+                    table, out, SinkWriter(sink, Backoff(rand=lambda: 0.0), runner.metrics)
+                )
                 if armed and crash_at == "ack":
                     raise Crash
             except Crash:
@@ -210,7 +213,7 @@ async def _run(
             for handle_topic, handle_offset in handles:
                 committed[handle_topic] = max(committed.get(handle_topic, 0), handle_offset + 1)
     while runner.may_flush:
-        await runner.flush(table, out, sink, Backoff(rand=lambda: 0.0))
+        await runner.flush(table, out, SinkWriter(sink, Backoff(rand=lambda: 0.0), runner.metrics))
     flags.extend(out.flags)
     return sink, flags
 

@@ -13,6 +13,7 @@ from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink
 from streams.worker.meta import PartitionMeta
 from streams.worker.runner import PartitionRunner
+from streams.worker.sink_retry import SinkWriter
 
 T0 = 1_700_000_000_000
 LONG = "this comment has plenty of words in it to count"
@@ -45,7 +46,7 @@ def _runner(registry: CollectorRegistry, now_s: float) -> PartitionRunner:
 
 
 def _flush(runner: PartitionRunner) -> None:
-    asyncio.run(runner.flush({}, _Out(), MemorySink(), Backoff(rand=lambda: 0.0)))
+    asyncio.run(runner.flush({}, _Out(), SinkWriter(MemorySink(), Backoff(rand=lambda: 0.0), runner.metrics)))
 
 
 def test_substantive_interactions_count_the_accepted_substantive_events_once() -> None:

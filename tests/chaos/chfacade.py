@@ -7,8 +7,10 @@ clickhouse-connect client sends (queries, commands, Native inserts with their se
 workers run their production ``http://`` code path against one shared, real ClickHouse engine, and
 ``insert_deduplication_token`` deduplicates across workers as it does on a server.
 
-Fault control (``POST /__chaos/down`` and ``/__chaos/up``): while down, every request gets
-HTTP 503 with no ClickHouse error code, as a load balancer in front of a dead server answers.
+Fault control: after ``POST /__chaos/down`` every request gets HTTP 503 with no ClickHouse error
+code, as a load balancer in front of a dead server answers; after ``/__chaos/lossy`` an insert is
+applied and then answered 503, as when the server wrote a block and the response was lost (the
+client must retry with the same deduplication token); ``/__chaos/up`` ends either.
 
 Run: ``python -m tests.chaos.chfacade --path DIR --port PORT``.
 """
@@ -85,6 +87,7 @@ class Engine:
         self._conn = chdb.connect(path)
         self._lock = threading.Lock()
         self.down = False
+        self.lossy = False
         self._spool = tempfile.mkdtemp(prefix="chfacade-")
 
     def run(
@@ -154,8 +157,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _handle(self, body: bytes) -> None:
         url = urlsplit(self.path)
-        if url.path in ("/__chaos/down", "/__chaos/up"):
-            self.engine.down = url.path.endswith("down")
+        if url.path in ("/__chaos/down", "/__chaos/up", "/__chaos/lossy"):
+            mode = url.path.rsplit("/", 1)[1]
+            self.engine.down, self.engine.lossy = mode == "down", mode == "lossy"
             self._answer(200, b"ok\n")
             return
         if url.path == "/ping":
@@ -182,6 +186,9 @@ class Handler(BaseHTTPRequestHandler):
             settings = {k: v for k, v in params.items() if k not in _TRANSPORT and not k.startswith("param_")}
             binds = {k.removeprefix("param_"): v for k, v in params.items() if k.startswith("param_")}
             result = self.engine.run(query, body, params.get("database"), settings, binds)
+            if self.engine.lossy and _INSERT.match(query):
+                self._answer(503, b"response lost after the insert (chaos)\n", {"Content-Type": "text/plain"})
+                return
         except Exception as exc:  # every engine error goes back as ClickHouse sends it
             message = str(exc)
             code = _CODE.search(message)

@@ -86,10 +86,11 @@ class Cluster:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.ch_port}/ping", timeout=2) as resp:
             return bool(resp.status == 200)
 
-    def clickhouse(self, up: bool) -> None:
+    def clickhouse(self, mode: str) -> None:
+        """``up``, ``down`` or ``lossy`` (inserts applied, then answered 503): see tests.chaos.chfacade."""
         import urllib.request
 
-        path = "up" if up else "down"
+        path = mode
         request = urllib.request.Request(f"http://127.0.0.1:{self.ch_port}/__chaos/{path}", method="POST")
         urllib.request.urlopen(request, timeout=5).close()
 
@@ -278,7 +279,7 @@ class Run:
         _compare_topics(self, _compare(self, want, result), result)
 
     def cleanup_faults(self) -> None:
-        self.cluster.clickhouse(up=True)
+        self.cluster.clickhouse("up")
         self.unload()
         for index in list(self.stopped):
             self.cont(index)
@@ -299,12 +300,12 @@ class Run:
             if len(self.running()) < MAX_WORKERS:
                 self.start_worker()
                 self._count("join")
-        elif kind == "ch_down":
-            self.cluster.clickhouse(up=False)
-            self._count("ch_down")
+        elif kind in ("ch_down", "ch_lossy"):
+            self.cluster.clickhouse(kind.removeprefix("ch_"))
+            self._count(kind)
             pending.append((now + arg, "ch_up", None))
         elif kind == "ch_up":
-            self.cluster.clickhouse(up=True)
+            self.cluster.clickhouse("up")
         elif kind == "load":
             self.load(arg, pending, now)
         elif kind == "unload":

@@ -15,7 +15,7 @@ TRAFFIC_S = 24.0
 # partitions to another before the stopped one wakes up.
 ZOMBIE_S = 16.0
 
-KINDS = ("kill", "zombie", "join", "ch_down", "load")
+KINDS = ("kill", "zombie", "join", "ch_down", "ch_lossy", "load")
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,14 @@ def generate(seed: int, min_faults: int = 3, max_faults: int = 5) -> Schedule:
 
     Kills come alone or in bursts (a second kill a few seconds after a restart lands in recovery);
     a ClickHouse outage may overlap kills and joins (a kill then lands in a flush whose insert is
-    being retried, a join rebalances during the outage); ``load`` starts CPU hogs, so the group
+    being retried, a join rebalances during the outage); a lossy ClickHouse applies inserts and then
+    answers 503, so every insert is retried after it landed; ``load`` starts CPU hogs, so the group
     rebalances on a saturated machine.
     """
     rng = random.Random(seed)
     faults: list[Fault] = []
     for _ in range(rng.randint(min_faults, max_faults)):
-        kind = rng.choices(KINDS, weights=(5, 1, 2, 2, 1))[0]
+        kind = rng.choices(KINDS, weights=(5, 1, 2, 2, 1, 1))[0]
         at = round(rng.uniform(1.0, TRAFFIC_S + 6.0), 1)
         if kind == "kill":
             faults.append(Fault(at, kind, round(rng.choice([0.0, 0.5, 2.0, 5.0]), 1)))
@@ -63,7 +64,7 @@ def generate(seed: int, min_faults: int = 3, max_faults: int = 5) -> Schedule:
             faults.append(Fault(at, kind, ZOMBIE_S))
         elif kind == "join":
             faults.append(Fault(at, kind))
-        elif kind == "ch_down":
+        elif kind in ("ch_down", "ch_lossy"):
             faults.append(Fault(at, kind, round(rng.uniform(3.0, 14.0), 1)))
         else:
             faults.append(Fault(at, kind, round(rng.uniform(6.0, 15.0), 1)))

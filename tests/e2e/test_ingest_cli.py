@@ -34,7 +34,12 @@ def test_ingest_requires_kafka_or_embedded() -> None:
 
 def test_ingest_embedded_serves_signed_webhooks_and_stops_cleanly(tmp_path: Path) -> None:
     secrets = ",".join(f"{k}={v}" for k, v in SECRETS.items())
-    env = _env(ENGAGE_WEBHOOK_SECRETS=secrets, ENGAGE_META_VERIFY_TOKEN=VERIFY_TOKEN, ENGAGE_INGEST_PORT="0")
+    env = _env(
+        ENGAGE_WEBHOOK_SECRETS=secrets,
+        ENGAGE_META_VERIFY_TOKEN=VERIFY_TOKEN,
+        ENGAGE_INGEST_PORT="0",
+        ENGAGE_INGEST_METRICS_PORT="0",
+    )
     log_path = tmp_path / "stderr.log"
     # The debug log goes to a file: a pipe nobody reads until the end would fill and block the service.
     log_file = log_path.open("w")
@@ -73,7 +78,7 @@ def test_ingest_embedded_serves_signed_webhooks_and_stops_cleanly(tmp_path: Path
         )
         with urllib.request.urlopen(f"{base}/v1/webhooks/meta?{query}", timeout=10) as response:
             assert response.read() == b"8080"
-        with urllib.request.urlopen(f"{base}/v1/webhooks/x?crc_token=crc-1", timeout=10) as response:
+        with urllib.request.urlopen(f"{base}/v1/webhooks/x?crc_token=crc-token-0001", timeout=10) as response:
             assert b"response_token" in response.read()
         forged = urllib.request.Request(
             base + "/v1/webhooks/x", data=body, headers={"x-twitter-webhooks-signature": "sha256=AAAA"}

@@ -47,6 +47,7 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 Ready = Callable[[], Awaitable[bool]]
+LINGERING_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -79,14 +80,17 @@ class _OneLineLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     our handlers never reaches this logger (the ``_guard`` middleware answers and logs it).
     """
 
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        exc = kwargs.pop("exc_info", None)
+        if isinstance(exc, BaseException):
+            msg = f"{msg} ({type(exc).__name__}: {str(exc).strip()[:200]!r})"
+        self.logger.log(min(level, logging.INFO), msg, *args, **kwargs)
+
     def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
-        exc = exc_info if isinstance(exc_info, BaseException) else None
-        what = f"{type(exc).__name__}: {str(exc)[:200]}" if exc is not None else "no detail"
-        self.logger.info("%s (%s)", str(msg) % args if args else msg, what)
+        self.log(logging.INFO, msg, *args, exc_info=exc_info, **kwargs)
 
     def error(self, msg: object, *args: object, **kwargs: Any) -> None:
-        kwargs.pop("exc_info", None)
-        self.logger.info(msg, *args, **kwargs)
+        self.log(logging.INFO, msg, *args, **kwargs)
 
 
 def wall_clock_ms() -> int:
@@ -210,11 +214,15 @@ def create_app(
 
 
 class _LimitedRunner(web.AppRunner):
-    """An ``AppRunner`` whose server aborts connections beyond ``max_connections``.
+    """An ``AppRunner`` whose server aborts connections beyond ``max_connections`` and counts the
+    answers aiohttp gives on its own (a request its parser refuses never reaches a handler).
 
-    aiohttp (3.14) has no connection limit of its own; its ``Server.connection_made`` is where every
-    accepted connection is registered, so the check wraps it (guarded by
-    tests/integration/test_ingest_hostile.py::test_connections_beyond_the_limit_are_closed).
+    Written against aiohttp 3.14, which has no connection limit and no hook on its parser's error
+    answers: the server's class is swapped for a subclass that checks the count where every accepted
+    connection is registered (``Server.connection_made``) and builds handlers whose ``handle_error``
+    counts its answer in ``engage_webhook_requests_total{platform="unknown"}``. Guarded by
+    tests/integration/test_ingest_hostile.py (``test_connections_beyond_the_limit_are_closed``,
+    ``test_bad_content_encoding_is_a_counted_quiet_400``).
     """
 
     def __init__(self, app: web.Application, max_connections: int, **kwargs: Any) -> None:
@@ -223,15 +231,32 @@ class _LimitedRunner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
-        limit, admit = self.max_connections, server.connection_made
+        limit, service = self.max_connections, self.app.get(SERVICE)
 
-        def connection_made(handler: Any, transport: asyncio.Transport) -> None:
-            admit(handler, transport)
-            if len(server.connections) > limit:
-                log.info("connection limit (%d) reached; closing a new connection", limit)
-                transport.abort()
+        class Handler(web.RequestHandler):
+            def handle_error(
+                self,
+                request: Any,
+                status: int = 500,
+                exc: BaseException | None = None,
+                message: str | None = None,
+            ) -> web.StreamResponse:
+                response = super().handle_error(request, status, exc, message)
+                if service is not None:
+                    service.rejected("unknown", response.status, "refused by the HTTP parser")
+                return response
 
-        server.connection_made = connection_made  # type: ignore[method-assign]
+        class Guarded(web.Server):
+            def __call__(self) -> web.RequestHandler:
+                return Handler(self, loop=self._loop, **self._kwargs)
+
+            def connection_made(self, handler: web.RequestHandler, transport: asyncio.Transport) -> None:
+                super().connection_made(handler, transport)
+                if len(self._connections) > limit:
+                    log.info("connection limit (%d) reached; closing a new connection", limit)
+                    transport.abort()
+
+        server.__class__ = Guarded
         return server
 
 
@@ -248,6 +273,9 @@ async def running(app: web.Application, host: str, port: int) -> AsyncIterator[s
         access_log=None,
         handle_signals=False,
         keepalive_timeout=limits.keepalive_s,
+        # After an early answer (408, 413, 400) aiohttp drains the unread rest of the body so the
+        # client can read the answer before the close: 1 s of that, not its default 10 s.
+        lingering_time=LINGERING_S,
         shutdown_timeout=limits.shutdown_s,
         logger=_OneLineLog(logging.getLogger("streams.ingest.http"), {}),
     )

@@ -183,15 +183,26 @@ class CoalescingPublisher:
 
 
 class _RedactValues(logging.Filter):
-    """aiokafka (0.12) logs every message's key and value at DEBUG ("Sending (key=%s value=%s) to %s"):
-    at ``-vv`` that is every comment text and actor id the service receives. The line keeps the sizes
-    and the partition, never the bytes (tests/integration/test_ingest_hostile.py checks it)."""
+    """aiokafka (0.12) logs every message's key and value at DEBUG, twice: the producer's "Sending
+    (key=%s value=%s) to %s" and the connection's "Request to %s:%d %d: %s" with the whole produce
+    request, records included. At ``-vv`` that was every comment text and actor id the service
+    received. The lines keep the sizes, the partition and the request's type, never the bytes
+    (tests/integration/test_ingest_hostile.py::test_debug_log_carries_no_message_values)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg == "Sending (key=%s value=%s) to %s" and isinstance(record.args, tuple):
+        if not isinstance(record.args, tuple):
+            return True
+        if record.msg == "Sending (key=%s value=%s) to %s" and len(record.args) == 3:
             key, value, tp = record.args
             record.msg = "Sending (key %s bytes, value %s bytes) to %s"
             record.args = (_size(key), _size(value), tp)
+        elif any(type(arg).__name__.startswith("ProduceRequest") for arg in record.args):
+            record.args = tuple(
+                f"<{type(arg).__name__}: records not logged>"
+                if type(arg).__name__.startswith("ProduceRequest")
+                else arg
+                for arg in record.args
+            )
         return True
 
 
@@ -233,9 +244,10 @@ class KafkaPublisher:
         self._idempotence = idempotence
         self._producer: Any = None
         self.idempotent = False
-        producer_log = logging.getLogger("aiokafka.producer.producer")
-        if _REDACT not in producer_log.filters:
-            producer_log.addFilter(_REDACT)
+        for name in ("aiokafka.producer.producer", "aiokafka.conn"):
+            logger = logging.getLogger(name)
+            if _REDACT not in logger.filters:
+                logger.addFilter(_REDACT)
 
     def _make(self, idempotent: bool) -> Any:
         from aiokafka import AIOKafkaProducer

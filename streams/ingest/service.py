@@ -8,7 +8,16 @@
 3. the body parses (else ``400`` with the parse position — and, being authentic, it is dead-lettered);
 4. the adapter maps it; what cannot be mapped is dead-lettered, deliberate skips are counted;
 5. every envelope (events and DLQ records) is published and acknowledged within
-   ``ENGAGE_INGEST_ACK_TIMEOUT``; otherwise ``503`` with ``Retry-After`` and nothing is reported accepted.
+   ``ENGAGE_INGEST_ACK_TIMEOUT``; otherwise ``503`` with ``Retry-After``: nothing is reported accepted,
+   but some of it may have been written — a retry is safe because event ids deduplicate downstream.
+
+Bounds (issue 18): a request of more than ``ENGAGE_INGEST_MAX_ELEMENTS`` elements is a 413 before any
+per-element work; more than ``ENGAGE_INGEST_MAX_DEAD_LETTERS`` invalid elements make one summary
+dead letter (reason ``request_invalid``, the whole body) instead of one each; every dead letter fits
+the producer's message limit (:func:`~streams.ingest.envelopes.bounded_dlq_record`); an event dated
+more than ``ENGAGE_INGEST_MAX_FUTURE_SKEW`` ahead is dead-lettered (reason ``future``); a generic
+event in a platform adapter's namespace is dead-lettered (reason ``namespace``); a bug is a counted
+500, never an unanswered request.
 
 ``200`` means every event is on Kafka; ``202`` means the request is settled but some of it went to the
 dead-letter topic (a platform must not retry a payload that will never map). An adapter that raises

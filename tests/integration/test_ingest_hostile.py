@@ -306,6 +306,44 @@ def test_many_elements_over_http_is_413(server: Loopback) -> None:
     assert status == 413 and b"elements" in reply
 
 
+def test_concurrent_mostly_invalid_bodies_stay_small(caplog: pytest.LogCaptureFixture) -> None:
+    """The probe's amplification: four concurrent signed bodies of invalid elements once made 299,997
+    dead letters, +1.9 GB of RSS and a 4 s /healthz stall. Now: one summary dead letter per request,
+    bounded memory, and /healthz answers meanwhile."""
+    caplog.set_level(logging.WARNING)
+    publisher = MemoryPublisher()
+    server = Loopback(_hostile_settings(), publisher)
+    try:
+        element = b'{"event_id":"e","type":"comment","platform":"generic"}'
+        body = b"[" + b",".join([element] * 10_000) + b"]"  # ~560 KB, at the element limit
+        headers = dict(signature_headers("generic", body))
+        before = _rss_bytes()
+        results: list[tuple[int, bytes]] = []
+        health: list[float] = []
+
+        def post() -> None:
+            results.append(server.request("POST", "/v1/events", body, headers))
+
+        threads = [threading.Thread(target=post) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        while any(t.is_alive() for t in threads):
+            started = time.monotonic()
+            assert server.request("GET", "/healthz")[0] == 200
+            health.append(time.monotonic() - started)
+        for thread in threads:
+            thread.join()
+        grown = _rss_bytes() - before
+        assert [status for status, _ in results] == [202] * 4
+        assert all(orjson.loads(reply)["dead_lettered"] == 10_000 for _, reply in results)
+        dlq = [e for e in publisher.envelopes if e.topic.endswith("interactions.dlq")]
+        assert len(dlq) == 4 and all(orjson.loads(e.value)["reason"] == "request_invalid" for e in dlq)
+        assert grown < 120 * 1024 * 1024, grown
+        assert max(health, default=0.0) < 2.0, health
+    finally:
+        server.close()
+
+
 # --- the fuzz: headers, encodings, bodies -----------------------------------------------------------------
 
 

@@ -76,14 +76,16 @@ class _OneLineLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     aiohttp logs every malformed request and every client that disconnects mid-request with
     ``logger.exception`` (ERROR and a traceback): on a public port that is noise an attacker can
-    generate at will. They are the client's problem, so one line at INFO says what happened; a bug in
-    our handlers never reaches this logger (the ``_guard`` middleware answers and logs it).
+    generate at will. They are the client's problem, so one line at INFO says what happened: the
+    exception's type, not its message, which quotes the offending request bytes (a query string may
+    carry a verify token). A bug in our handlers never reaches this logger (``create_app``'s ``guard``
+    middleware answers and logs it).
     """
 
     def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
         exc = kwargs.pop("exc_info", None)
         if isinstance(exc, BaseException):
-            msg = f"{msg} ({type(exc).__name__}: {str(exc).strip()[:200]!r})"
+            msg = f"{msg} ({type(exc).__name__})"
         self.logger.log(min(level, logging.INFO), msg, *args, **kwargs)
 
     def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:

@@ -34,7 +34,7 @@ from streams.ingest.envelopes import Envelope
 from streams.ingest.publisher import CoalescingPublisher, KafkaPublisher, MemoryPublisher, Publisher
 from streams.metrics import Metrics
 from streams.settings import Settings
-from tests.webhooks import NOW_MS, signature_headers
+from tests.webhooks import NOW_MS, VERIFY_TOKEN, signature_headers
 from tests.webhooks import settings as make_settings
 
 KEEPALIVE_S = 1.0
@@ -285,8 +285,14 @@ def test_malformed_requests_and_disconnects_are_logged_quietly(
     with server.connect() as sock:  # a header line too long
         sock.sendall(b"GET /healthz HTTP/1.1\r\nX-Long: " + b"a" * 20_000 + b"\r\n\r\n")
         _closed_after(sock, 3)
+    with server.connect() as sock:  # a broken request line that quotes a secret
+        sock.sendall(
+            b"\x00GET /v1/webhooks/meta?hub.verify_token=" + VERIFY_TOKEN.encode() + b" HTTP/1.1\r\n\r\n"
+        )
+        _closed_after(sock, 3)
     time.sleep(0.5)
     _no_tracebacks(caplog)
+    assert VERIFY_TOKEN not in caplog.text
     assert any(r.name == "streams.ingest.http" and r.levelno == logging.INFO for r in caplog.records)
 
 

@@ -108,7 +108,15 @@ def parse_timestamp_ms(value: object) -> int:
             parsed = datetime.fromisoformat(value.replace("z", "Z"))
         except ValueError as exc:
             raise SchemaViolation(f"occurred_at: {exc}", field="occurred_at") from None
-        return int(parsed.timestamp() * 1000 + (0.5 if parsed.timestamp() >= 0 else -0.5))
+        ms = int(parsed.timestamp() * 1000 + (0.5 if parsed.timestamp() >= 0 else -0.5))
+        # The string form must land in the integer form's range: the event is carried on as epoch
+        # milliseconds, and a consumer decoding those would reject what the edge accepted.
+        if not 0 <= ms <= _TS_MAX:
+            raise SchemaViolation(
+                f"occurred_at: {value[:64]!r} is outside 1970-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z",
+                field="occurred_at",
+            )
+        return ms
     raise SchemaViolation(
         f"occurred_at: must be an RFC 3339 string or integer epoch milliseconds, got {type(value).__name__}",
         field="occurred_at",

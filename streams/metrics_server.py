@@ -1,8 +1,9 @@
 """Serve one registry's ``/metrics`` over HTTP: a threaded server (worker) or an aiohttp handler (ingest).
 
 The worker runs Faust's event loop, so its exposition runs on a daemon thread (prometheus-client's
-own WSGI server) and never competes with the agents for the loop. The ingest service already runs an
-aiohttp app and mounts :func:`aiohttp_metrics_handler` at ``/metrics`` beside its webhook routes.
+own WSGI server) and never competes with the agents for the loop. The ingest service does the same on
+a port of its own (never beside its public webhook routes); :func:`aiohttp_metrics_handler` remains
+for an aiohttp app that wants ``/metrics`` as a route.
 
 Both honour the ``Accept`` header (Prometheus text format, or OpenMetrics when asked for), and both
 serve exactly the registry they were given, never the process-global default one.

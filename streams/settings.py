@@ -51,6 +51,11 @@ def _parse_secrets(text: str) -> dict[str, str]:
     return secrets
 
 
+def _parse_names(text: str) -> frozenset[str]:
+    """``"crm, legacy"`` → ``frozenset({"crm", "legacy"})``."""
+    return frozenset(filter(None, (part.strip() for part in text.split(","))))
+
+
 @dataclass(frozen=True)
 class EnvVar:
     """One environment variable: its name, default (as text), parser and meaning."""
@@ -153,6 +158,77 @@ ENV_VARS: tuple[EnvVar, ...] = (
         parse_duration_ms,
         "Oldest signed timestamp accepted where a platform signs one.",
     ),
+    # --- ingest hardening (issue 18): the limits of the public webhook edge -------------------------
+    EnvVar(
+        "ENGAGE_INGEST_METRICS_HOST",
+        "127.0.0.1",
+        str,
+        "Address ingest's /metrics binds (a port of its own, never the public webhook port).",
+    ),
+    EnvVar("ENGAGE_INGEST_METRICS_PORT", "9109", int, "Port of ingest's /metrics (0: pick a free one)."),
+    EnvVar(
+        "ENGAGE_INGEST_MAX_ELEMENTS",
+        "10000",
+        int,
+        "Most events/activities/entries one webhook request may carry (413 above).",
+    ),
+    EnvVar(
+        "ENGAGE_INGEST_MAX_DEAD_LETTERS",
+        "100",
+        int,
+        "Most dead-letter records one request makes; above, one summary record carries the whole body.",
+    ),
+    EnvVar(
+        "ENGAGE_INGEST_MAX_FUTURE_SKEW",
+        "15m",
+        parse_duration_ms,
+        "An event whose occurred_at is further ahead of the wall clock is dead-lettered (reason future).",
+    ),
+    EnvVar(
+        "ENGAGE_WEBHOOK_UNTIMED_SOURCES",
+        "",
+        _parse_names,
+        "Generic-endpoint sources that may sign without X-Signature-Timestamp (default: none may).",
+    ),
+    EnvVar(
+        "ENGAGE_WEBHOOK_TRUSTED_SOURCES",
+        "",
+        _parse_names,
+        "Generic-endpoint sources allowed to post events in a platform adapter's event_id namespace or "
+        "platform (x:, fb:, ig:, ap:, bsky:; default: none may).",
+    ),
+    EnvVar(
+        "ENGAGE_INGEST_HANDSHAKES_PER_MINUTE",
+        "30",
+        int,
+        "GET handshakes (X CRC, Meta challenge) answered per platform per minute (429 above).",
+    ),
+    EnvVar(
+        "ENGAGE_INGEST_BODY_TIMEOUT",
+        "30s",
+        parse_duration_ms,
+        "A request's whole body must arrive within this (408 and close above).",
+    ),
+    EnvVar(
+        "ENGAGE_INGEST_KEEPALIVE_TIMEOUT",
+        "15s",
+        parse_duration_ms,
+        "A connection without a complete request head this long after it opened or after its last "
+        "answer (idle keep-alive, slow headers) is closed.",
+    ),
+    EnvVar(
+        "ENGAGE_INGEST_MAX_CONNECTIONS",
+        "1000",
+        int,
+        "Open client connections ingest keeps; connections beyond are closed at once.",
+    ),
+    EnvVar(
+        "ENGAGE_INGEST_SHUTDOWN_TIMEOUT",
+        "10s",
+        parse_duration_ms,
+        "On SIGTERM, how long requests in flight may finish before connections are cut.",
+    ),
+    # --- end ingest hardening -----------------------------------------------------------------------
     EnvVar("ENGAGE_DROP_THRESHOLD", "0.5", float, "Open an engagement-drop alert this far below baseline."),
     EnvVar(
         "ENGAGE_DROP_MIN_BASELINE",
@@ -261,6 +337,20 @@ class Settings:
     webhook_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     meta_verify_token: str = field(default="", repr=False)
     signature_tolerance_ms: int = 300_000
+    # ingest hardening (issue 18)
+    ingest_metrics_host: str = "127.0.0.1"
+    ingest_metrics_port: int = 9109
+    ingest_max_elements: int = 10_000
+    ingest_max_dead_letters: int = 100
+    ingest_max_future_skew_ms: int = 900_000
+    webhook_untimed_sources: frozenset[str] = frozenset()
+    webhook_trusted_sources: frozenset[str] = frozenset()
+    ingest_handshakes_per_minute: int = 30
+    ingest_body_timeout_ms: int = 30_000
+    ingest_keepalive_timeout_ms: int = 15_000
+    ingest_max_connections: int = 1000
+    ingest_shutdown_timeout_ms: int = 10_000
+    # end ingest hardening
     drop_threshold: float = 0.5
     drop_min_baseline: float = 20.0
     alertmanager_url: str = ""
@@ -317,6 +407,16 @@ class Settings:
             raise ConfigError(
                 "ENGAGE_ACTIVITY_TTL must be a whole number of days, e.g. 400d (0: keep forever)"
             )
+        for name, value in (
+            ("ENGAGE_INGEST_MAX_ELEMENTS", self.ingest_max_elements),
+            ("ENGAGE_INGEST_MAX_DEAD_LETTERS", self.ingest_max_dead_letters),
+            ("ENGAGE_INGEST_HANDSHAKES_PER_MINUTE", self.ingest_handshakes_per_minute),
+            ("ENGAGE_INGEST_MAX_CONNECTIONS", self.ingest_max_connections),
+            ("ENGAGE_INGEST_BODY_TIMEOUT", self.ingest_body_timeout_ms),
+            ("ENGAGE_INGEST_KEEPALIVE_TIMEOUT", self.ingest_keepalive_timeout_ms),
+        ):
+            if value < 1:
+                raise ConfigError(f"{name} must be positive")
         if not 0 < self.drop_threshold < 1:
             raise ConfigError("ENGAGE_DROP_THRESHOLD must be between 0 and 1")
 
@@ -352,6 +452,20 @@ _ATTRS: tuple[str, ...] = (
     "webhook_secrets",
     "meta_verify_token",
     "signature_tolerance_ms",
+    # ingest hardening (issue 18)
+    "ingest_metrics_host",
+    "ingest_metrics_port",
+    "ingest_max_elements",
+    "ingest_max_dead_letters",
+    "ingest_max_future_skew_ms",
+    "webhook_untimed_sources",
+    "webhook_trusted_sources",
+    "ingest_handshakes_per_minute",
+    "ingest_body_timeout_ms",
+    "ingest_keepalive_timeout_ms",
+    "ingest_max_connections",
+    "ingest_shutdown_timeout_ms",
+    # end ingest hardening
     "drop_threshold",
     "drop_min_baseline",
     "alertmanager_url",

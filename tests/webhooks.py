@@ -37,6 +37,9 @@ def settings(**overrides: Any) -> Settings:
         "meta_verify_token": VERIFY_TOKEN,
         "topic_partitions": 8,
         "ingest_ack_timeout_ms": 2000,
+        # The fixtures' generic senders sign no timestamp: a deployment that opted out (the default,
+        # which requires one, is tested in tests/unit/ingest/test_hostile.py).
+        "webhook_untimed_sources": frozenset({"generic", "crm"}),
     }
     values.update(overrides)
     return Settings(**values)

@@ -280,6 +280,9 @@ def measure_ingest(
         "ENGAGE_TOPIC_PREFIX": topic_prefix,
         "ENGAGE_TOPIC_PARTITIONS": str(partitions),
         "ENGAGE_WEBHOOK_SECRETS": f"generic={SECRET}",
+        # Bodies are signed before the clock starts, without a timestamp; no fixed /metrics port.
+        "ENGAGE_WEBHOOK_UNTIMED_SOURCES": "generic",
+        "ENGAGE_INGEST_METRICS_PORT": "0",
         "ENGAGE_INGEST_HOST": "127.0.0.1",
         "ENGAGE_INGEST_PORT": str(free_port()),
     }

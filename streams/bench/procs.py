@@ -28,6 +28,10 @@ def bench_env(bootstrap: str, data_dir: Path, prefix: str, **extra: str) -> dict
         ENGAGE_DATA_DIR=str(data_dir),
         ENGAGE_CONSUMER_GROUP=f"bench-{uuid.uuid4().hex[:6]}",
         ENGAGE_COMMIT_INTERVAL="1s",
+        # Several children may run at once: no fixed /metrics port for ingest. The load generators
+        # sign bodies built before the clock starts, without a timestamp.
+        ENGAGE_INGEST_METRICS_PORT="0",
+        ENGAGE_WEBHOOK_UNTIMED_SOURCES="generic",
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

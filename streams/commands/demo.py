@@ -115,6 +115,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     overrides = {"ENGAGE_WINDOW": f"{window_ms}ms", "ENGAGE_ALLOWED_LATENESS": f"{lateness_ms}ms"}
     if generated:
         overrides["ENGAGE_WEBHOOK_SECRETS"] = ",".join(f"{k}={v}" for k, v in keys.items())
+    # The demo's generic sender is the simulator itself: it posts the X and Meta events their routes
+    # cannot express (in those platforms' namespaces) and signs no timestamp. Trust it, unless told.
+    for name in ("ENGAGE_WEBHOOK_TRUSTED_SOURCES", "ENGAGE_WEBHOOK_UNTIMED_SOURCES"):
+        if name not in env:
+            overrides[name] = "generic"
 
     record = RunRecord.load(settings.data_dir)
     start_ms = next_start_ms(record.last_event_ms, time.time_ns() // 1_000_000)

@@ -210,6 +210,8 @@ class Orchestrator:
         metrics_host = settings.worker_metrics_host
         metrics_port = port_or_free(metrics_host, settings.worker_metrics_port)
         ingest_port = port_or_free(host, settings.ingest_port)
+        ingest_metrics_host = settings.ingest_metrics_host
+        ingest_metrics_port = port_or_free(ingest_metrics_host, settings.ingest_metrics_port)
         common = {
             **self._overrides,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -231,7 +233,7 @@ class Orchestrator:
         self.ingest = Child(
             "ingest",
             [*cli, "ingest", "--host", host, "--port", str(ingest_port)],
-            child_env(self._base_env, common),
+            child_env(self._base_env, {**common, "ENGAGE_INGEST_METRICS_PORT": str(ingest_metrics_port)}),
             self.log_dir / "ingest.log",
         ).start()
 
@@ -241,7 +243,7 @@ class Orchestrator:
         self.endpoints = Endpoints(
             bootstrap=bootstrap,
             ingest_url=f"http://{shown(host)}:{ingest_port}",
-            ingest_metrics=f"http://{shown(host)}:{ingest_port}/metrics",
+            ingest_metrics=f"http://{shown(ingest_metrics_host)}:{ingest_metrics_port}/metrics",
             worker_metrics=f"http://{shown(metrics_host)}:{metrics_port}/metrics",
             data_dir=self.data_dir,
             log_dir=self.log_dir,

@@ -8,6 +8,8 @@ message larger than a broker's default ``message.max.bytes``.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -141,14 +143,49 @@ def canonical_envelopes(
     return out
 
 
+# What a truncated record spends besides the kept bytes (reason, 1000-character detail, source, hash).
+_RECORD_OVERHEAD = 8 * 1024
+
+
+def bounded_dlq_record(
+    reason: str, detail: str, raw: bytes, source: dict[str, Any], max_bytes: int = DEFAULT_MAX_BYTES
+) -> bytes:
+    """:func:`streams.producer.dlq_record`, but never over ``max_bytes``.
+
+    JSON-escaping control bytes can make a record six times its original (``\\u0000``), which once
+    made a record over the producer's message limit: every attempt failed and the request was answered
+    503 forever. A record that would be too large keeps only a base64 prefix of the original (base64
+    grows by a fixed 4/3, so the prefix length is computed, not searched for) and says so:
+    ``original_truncated``, the full ``original_length`` and the ``original_sha256`` of all of it.
+    """
+    record = dlq_record(reason, detail, raw, source)
+    if len(record) <= max_bytes:
+        return record
+    keep = max(0, (max_bytes - _RECORD_OVERHEAD) * 3 // 4)
+    return orjson.dumps(
+        {
+            "reason": reason,
+            "detail": detail[:1000],
+            "source": source,
+            "original": base64.b64encode(raw[:keep]).decode(),
+            "original_encoding": "base64",
+            "original_truncated": True,
+            "original_length": len(raw),
+            "original_sha256": hashlib.sha256(raw).hexdigest(),
+        }
+    )
+
+
 def dlq_envelopes(
     topics: Topics,
     entries: Iterable[tuple[str, str, bytes]],
     source: dict[str, Any],
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> list[Envelope]:
-    """``(reason, detail, original bytes)`` → records in the ``streams.producer.dlq_record`` format."""
+    """``(reason, detail, original bytes)`` → records in the ``streams.producer.dlq_record`` format,
+    each at most ``max_bytes`` (:func:`bounded_dlq_record`)."""
     key = str(source.get("platform", "")).encode() or None
     return [
-        Envelope(topics.dlq, None, key, dlq_record(reason, detail, raw, source))
+        Envelope(topics.dlq, None, key, bounded_dlq_record(reason, detail, raw, source, max_bytes))
         for reason, detail, raw in entries
     ]

@@ -17,11 +17,25 @@ def _responses(*codes: int) -> dict[str, Any]:
             "settled; some items are in the dead-letter topic (do not retry)",
             {"$ref": "#/components/schemas/Result"},
         ),
-        400: ("not JSON: the error names the parse position (the body is dead-lettered)", _ERROR),
-        401: ("missing or invalid signature, or its timestamp outside the tolerance", _ERROR),
+        400: (
+            "not JSON (the error names the parse position; the body is dead-lettered), or a body "
+            "its Content-Encoding does not decode",
+            _ERROR,
+        ),
+        401: (
+            "missing or invalid signature, its timestamp outside the tolerance, or a required "
+            "X-Signature-Timestamp missing",
+            _ERROR,
+        ),
         404: ("unknown source, or no secret configured for it", _ERROR),
-        413: ("body over ENGAGE_INGEST_MAX_BODY", _ERROR),
-        503: ("Kafka did not acknowledge in time; retry after Retry-After seconds", _ERROR),
+        408: ("the body did not arrive within ENGAGE_INGEST_BODY_TIMEOUT (connection closed)", _ERROR),
+        413: ("body over ENGAGE_INGEST_MAX_BODY, or more elements than ENGAGE_INGEST_MAX_ELEMENTS", _ERROR),
+        429: ("more handshakes than ENGAGE_INGEST_HANDSHAKES_PER_MINUTE; retry after Retry-After", _ERROR),
+        503: (
+            "Kafka did not acknowledge in time: some of the request may have been written; retrying "
+            "after Retry-After seconds is safe (event ids deduplicate)",
+            _ERROR,
+        ),
     }
     out: dict[str, Any] = {}
     for code in codes:
@@ -30,10 +44,14 @@ def _responses(*codes: int) -> dict[str, Any]:
     return out
 
 
-_POST_CODES = (200, 202, 400, 401, 404, 413, 503)
+_POST_CODES = (200, 202, 400, 401, 404, 408, 413, 503)
 # Per route: (signature header, what it carries).
 _SIGNATURES = {
-    "generic": ("X-Signature-256", "sha256=<hex HMAC-SHA256(secret, body)>; optional X-Signature-Timestamp"),
+    "generic": (
+        "X-Signature-256",
+        "sha256=<hex HMAC-SHA256(secret, <X-Signature-Timestamp>.<body>)>; over the body alone only for "
+        "sources in ENGAGE_WEBHOOK_UNTIMED_SOURCES",
+    ),
     "meta": ("X-Hub-Signature-256", "sha256=<hex HMAC-SHA256(app secret, body)>"),
     "x": ("x-twitter-webhooks-signature", "sha256=<base64 HMAC-SHA256(consumer secret, body)>"),
     "mastodon": (
@@ -80,7 +98,8 @@ def _signature_parameters(name: str) -> list[dict[str, Any]]:
             {
                 "name": "X-Signature-Timestamp",
                 "in": "header",
-                "description": "epoch ms; the HMAC is then over <timestamp>.<body>, held to the tolerance",
+                "description": "epoch ms; the HMAC is over <timestamp>.<body>, held to the tolerance; "
+                "required unless the source is in ENGAGE_WEBHOOK_UNTIMED_SOURCES",
                 "schema": {"type": "string", "pattern": "^[0-9]{1,16}$"},
             },
             {
@@ -98,7 +117,7 @@ def _handshake(name: str) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": {"description": "handshake answer", "content": content}}
     for code, description in refusals.items():
         responses[str(code)] = {"description": description, "content": _TEXT}
-    responses.update(_responses(404))
+    responses.update(_responses(404, 429))
     return {
         "summary": summary,
         "parameters": [
@@ -110,18 +129,21 @@ def _handshake(name: str) -> dict[str, Any]:
 
 def document(platforms: Iterable[Adapter]) -> dict[str, Any]:
     """The document for the generic route and ``platforms`` (their routes as ``create_app`` serves them)."""
+    generic = {
+        "post": {
+            "summary": "Canonical events: one object, a JSON array, or NDJSON",
+            "parameters": _signature_parameters("generic"),
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {}, "application/x-ndjson": {}},
+            },
+            "responses": _responses(*_POST_CODES),
+        }
+    }
     paths: dict[str, Any] = {
-        "/v1/events": {
-            "post": {
-                "summary": "Canonical events: one object, a JSON array, or NDJSON",
-                "parameters": _signature_parameters("generic"),
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {}, "application/x-ndjson": {}},
-                },
-                "responses": _responses(*_POST_CODES),
-            }
-        },
+        "/v1/events": generic,
+        # The platform route pattern serves the generic adapter too; documented, as it answers.
+        "/v1/webhooks/generic": generic,
         "/healthz": {"get": {"summary": "Alive", "responses": {"200": {"description": "alive"}}}},
         "/readyz": {
             "get": {
@@ -129,7 +151,6 @@ def document(platforms: Iterable[Adapter]) -> dict[str, Any]:
                 "responses": {"200": {"description": "ready"}, "503": {"description": "Kafka unreachable"}},
             }
         },
-        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "JSON"}}}},
     }
     for adapter in platforms:

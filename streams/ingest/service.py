@@ -8,7 +8,16 @@
 3. the body parses (else ``400`` with the parse position — and, being authentic, it is dead-lettered);
 4. the adapter maps it; what cannot be mapped is dead-lettered, deliberate skips are counted;
 5. every envelope (events and DLQ records) is published and acknowledged within
-   ``ENGAGE_INGEST_ACK_TIMEOUT``; otherwise ``503`` with ``Retry-After`` and nothing is reported accepted.
+   ``ENGAGE_INGEST_ACK_TIMEOUT``; otherwise ``503`` with ``Retry-After``: nothing is reported accepted,
+   but some of it may have been written — a retry is safe because event ids deduplicate downstream.
+
+Bounds (issue 18): a request of more than ``ENGAGE_INGEST_MAX_ELEMENTS`` elements is a 413 before any
+per-element work; more than ``ENGAGE_INGEST_MAX_DEAD_LETTERS`` invalid elements make one summary
+dead letter (reason ``request_invalid``, the whole body) instead of one each; every dead letter fits
+the producer's message limit (:func:`~streams.ingest.envelopes.bounded_dlq_record`); an event dated
+more than ``ENGAGE_INGEST_MAX_FUTURE_SKEW`` ahead is dead-lettered (reason ``future``); a generic
+event in a platform adapter's namespace is dead-lettered (reason ``namespace``); a bug is a counted
+500, never an unanswered request.
 
 ``200`` means every event is on Kafka; ``202`` means the request is settled but some of it went to the
 dead-letter topic (a platform must not retry a payload that will never map). An adapter that raises
@@ -35,6 +44,7 @@ from streams.errors import BrokerUnavailable, MalformedPayload, WebhookRejected
 from streams.events import Interaction
 from streams.ingest.adapters import build_adapters
 from streams.ingest.adapters.base import Adapter, Context, Ignored, Mapped, Unmappable
+from streams.ingest.adapters.generic import TIMESTAMP_HEADER
 from streams.ingest.envelopes import (
     ActorPartitions,
     Envelope,
@@ -69,8 +79,43 @@ def json_reply(status: int, document: Any, headers: tuple[tuple[str, str], ...] 
 def _original_bytes(original: Any) -> bytes:
     try:
         return orjson.dumps(original)
-    except TypeError:  # orjson.JSONEncodeError: e.g. an integer beyond 64 bits
+    except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, nesting deeper than 254
+        pass
+    try:
         return repr(original).encode()
+    except RecursionError:
+        # JSON nested ~1000 deep parses (orjson's limit is 1024) but neither encodes nor reprs; the
+        # dead letter then says so instead of the request failing with a 500.
+        return b"<not encodable: nested deeper than the encoder allows>"
+
+
+class HandshakeLimit:
+    """A token bucket per route: ``per_minute`` answers, refilled evenly (``monotonic`` seconds)."""
+
+    def __init__(self, per_minute: int, monotonic: Callable[[], float]) -> None:
+        self._capacity = float(per_minute)
+        self._rate = per_minute / 60.0
+        self._monotonic = monotonic
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, route: str) -> bool:
+        now = self._monotonic()
+        tokens, last = self._buckets.get(route, (self._capacity, now))
+        tokens = min(self._capacity, tokens + (now - last) * self._rate)
+        allowed = tokens >= 1.0
+        self._buckets[route] = (tokens - 1.0 if allowed else tokens, now)
+        return allowed
+
+
+def _future(occurred_at_ms: int, now_ms: int, original: Any) -> Unmappable:
+    """An event dated further ahead than ``ENGAGE_INGEST_MAX_FUTURE_SKEW``.
+
+    Not published: one such event moves its partition's event-time watermark to its date, after which
+    every genuine event of that partition is "late" and dropped from the counts until the clock catches
+    up. A clock a little fast is tolerated; a date this far ahead is a sender's bug (or an attack).
+    """
+    ahead_s = (occurred_at_ms - now_ms) // 1000
+    return Unmappable("future", f"occurred_at {ahead_s} s ahead of the ingest clock", original)
 
 
 class Unavailable(Exception):
@@ -106,6 +151,20 @@ class IngestService:
         self._children: dict[tuple[str, ...], Any] = {}
         self._ack_timeout_s = settings.ingest_ack_timeout_ms / 1000
         self._retry_after = str(max(1, math.ceil(self._ack_timeout_s)))
+        self._max_elements = settings.ingest_max_elements
+        self._max_dead_letters = settings.ingest_max_dead_letters
+        self._max_future_ms = settings.ingest_max_future_skew_ms
+        self._untimed = settings.webhook_untimed_sources
+        self._trusted = settings.webhook_trusted_sources
+        # What the platform adapters own: their event_id prefixes and platform names (see _trespass).
+        self._reserved_prefixes = frozenset(
+            p for a in self._adapters.values() for p in getattr(a, "id_prefixes", ())
+        )
+        self._reserved_platforms = frozenset(
+            p for a in self._adapters.values() for p in getattr(a, "emits_platforms", ())
+        )
+        self._reserved_starts = tuple(f"{prefix}:" for prefix in sorted(self._reserved_prefixes))
+        self._handshakes = HandshakeLimit(settings.ingest_handshakes_per_minute, monotonic)
 
     @property
     def platforms(self) -> list[Adapter]:
@@ -126,9 +185,15 @@ class IngestService:
         except Unavailable as exc:
             reply = json_reply(
                 503,
-                {"error": f"Kafka did not acknowledge within the deadline; retry later ({exc})"},
+                {
+                    "error": "Kafka did not acknowledge within the deadline; some of the request may "
+                    f"have been written, retrying is safe (event ids deduplicate) ({exc})"
+                },
                 (("Retry-After", self._retry_after),),
             )
+        except Exception:  # a bug: answered (and counted) as a 500, never an unanswered request
+            log.exception("ingest failed on a %s request", route if route in self._adapters else "unknown")
+            reply = json_reply(500, {"error": "internal error"})
         return self._finish(route, reply, started)
 
     def handshake(self, route: str, query: Mapping[str, str]) -> Reply:
@@ -136,6 +201,10 @@ class IngestService:
         started = self._monotonic()
         try:
             adapter, _, secret = self._resolve(route, {})
+            # X's CRC answers HMAC(secret, token): bound how often anyone can ask (see adapters/x.py).
+            if not self._handshakes.allow(adapter.name):
+                refused = json_reply(429, {"error": "too many handshakes"}, (("Retry-After", "60"),))
+                return self._finish(route, refused, started)
             answer = adapter.handshake(query, secret)
             if answer is None:
                 reply = json_reply(405, {"error": f"{route} has no GET handshake"})
@@ -176,6 +245,11 @@ class IngestService:
             raise WebhookRejected(404, f"unknown endpoint for {adapter.name}")
         now = self._clock()
         adapter.verify(headers, raw_body, secret, now)
+        if route == GENERIC and source not in self._untimed and headers.get(TIMESTAMP_HEADER) is None:
+            # Checked after the signature, so the answer tells nothing to an unauthenticated caller.
+            raise WebhookRejected(
+                401, f"{TIMESTAMP_HEADER} required for source {source[:64]!r} (replay protection)"
+            )
         origin = {"platform": adapter.name, "source": source, "received_at": now}
         try:
             payload = adapter.parse(raw_body)
@@ -183,25 +257,43 @@ class IngestService:
             await self._publish(dlq_envelopes(self._topics, [(exc.reason, str(exc), raw_body)], origin))
             self._count(adapter.name, "dlq", {exc.reason: 1})
             return json_reply(400, {"error": str(exc), "dead_lettered": 1})
+        if type(payload) is list and len(payload) > self._max_elements:
+            # Refused before any per-element work; the sender splits it (not dead-lettered: nothing
+            # about its contents is wrong).
+            raise WebhookRejected(
+                413, f"{len(payload)} elements in one request; at most {self._max_elements}"
+            )
         canonical = self._canonical.get(adapter.name)
         if canonical is not None:
             envelopes, accepted, rejected = self._canonical_envelopes(
-                adapter.name, canonical, payload, origin
+                adapter.name, canonical, payload, origin, now, police=source not in self._trusted
             )
             ignored = 0
         else:
             envelopes, accepted, ignored, rejected = self._mapped_envelopes(
                 adapter, payload, Context(source, now, account), origin
             )
+        reasons: dict[str, int] = {}
+        for reason, _ in rejected:
+            reasons[reason] = reasons.get(reason, 0) + 1
+        summarised = len(rejected) > self._max_dead_letters
+        if summarised:
+            # Mostly invalid: one summary record with the whole (authentic) body instead of one record
+            # per element (the helpers above made none), so a small body cannot fan out into a hundred
+            # thousand messages.
+            detail = f"{len(rejected)} invalid element(s) in one request: " + ", ".join(
+                f"{reason} {count}" for reason, count in sorted(reasons.items())
+            )
+            envelopes += dlq_envelopes(self._topics, [("request_invalid", detail, raw_body)], origin)
         # The parsed payload is garbage from here on: drop it before waiting for Kafka, so its objects
         # are freed by reference counting now instead of piling up across the requests in flight and
         # triggering the cyclic garbage collector (which then walks them again and again).
         del payload
         await self._publish(envelopes)
-        if rejected:
-            reasons: dict[str, int] = {}
-            for reason, _ in rejected:
-                reasons[reason] = reasons.get(reason, 0) + 1
+        if summarised:
+            self._child("webhook_events", adapter.name, "dlq").inc(len(rejected))
+            self._child("dlq_messages", "request_invalid").inc()
+        elif rejected:
             self._count(adapter.name, "dlq", reasons)
         self._count(adapter.name, "accepted", {"": accepted})
         self._count(adapter.name, "ignored", {"": ignored})
@@ -216,13 +308,25 @@ class IngestService:
         except Exception as exc:  # a bug in an adapter; keep the authentic payload, answer 202
             log.exception("adapter %s failed to map a payload; dead-lettering it", adapter.name)
             mapped = [Unmappable("adapter_error", f"{adapter.name}: {type(exc).__name__}", payload)]
-        events = [m for m in mapped if type(m) is Interaction]
-        unmappable = [m for m in mapped if type(m) is Unmappable]
+        if len(mapped) > self._max_elements:
+            raise WebhookRejected(413, f"{len(mapped)} items in one request; at most {self._max_elements}")
+        horizon = context.received_at_ms + self._max_future_ms
+        events: list[Interaction] = []
+        unmappable: list[Unmappable] = []
+        for m in mapped:
+            if type(m) is Interaction:
+                if m.occurred_at_ms > horizon:
+                    unmappable.append(_future(m.occurred_at_ms, context.received_at_ms, m.to_dict()))
+                else:
+                    events.append(m)
+            elif type(m) is Unmappable:
+                unmappable.append(m)
         ignored = sum(1 for m in mapped if type(m) is Ignored)
         envelopes: list[Envelope] = event_envelopes(events, self._topic_for, self._partitions)
-        envelopes += dlq_envelopes(
-            self._topics, ((u.reason, u.detail, _original_bytes(u.original)) for u in unmappable), origin
-        )
+        if len(unmappable) <= self._max_dead_letters:  # else _deliver writes one summary record
+            envelopes += dlq_envelopes(
+                self._topics, ((u.reason, u.detail, _original_bytes(u.original)) for u in unmappable), origin
+            )
         return envelopes, len(events), ignored, [(u.reason, u.detail) for u in unmappable]
 
     def _canonical_envelopes(
@@ -231,6 +335,9 @@ class IngestService:
         canonical: Callable[[Any], tuple[list[dict[str, Any]], list[Unmappable]]],
         payload: Any,
         origin: dict[str, Any],
+        now_ms: int,
+        *,
+        police: bool,
     ) -> tuple[list[Envelope], int, list[tuple[str, str]]]:
         """The generic endpoint's path: validated objects are grouped and encoded once per envelope."""
         try:
@@ -239,12 +346,38 @@ class IngestService:
             log.exception("adapter %s failed to map a payload; dead-lettering it", platform)
             events = []
             unmappable = [Unmappable("adapter_error", f"{platform}: {type(exc).__name__}", payload)]
+        platforms, starts = self._reserved_platforms, self._reserved_starts
+        # One C-level membership test and one startswith per event on the hot path; the detail only
+        # for the (rare) request that trespasses.
+        if police and any(e["platform"] in platforms or e["event_id"].startswith(starts) for e in events):
+            unmappable += [Unmappable("namespace", why, e) for e in events if (why := self._trespass(e))]
+            events = [e for e in events if not self._trespass(e)]
+        horizon = now_ms + self._max_future_ms
+        if any(event["occurred_at"] > horizon for event in events):
+            unmappable += [_future(e["occurred_at"], now_ms, e) for e in events if e["occurred_at"] > horizon]
+            events = [event for event in events if event["occurred_at"] <= horizon]
         envelopes = canonical_envelopes(events, self._topic_for, self._partition_of)
-        if unmappable:
+        if unmappable and len(unmappable) <= self._max_dead_letters:  # else: one summary record
             envelopes += dlq_envelopes(
                 self._topics, ((u.reason, u.detail, _original_bytes(u.original)) for u in unmappable), origin
             )
         return envelopes, len(events), [(u.reason, u.detail) for u in unmappable]
+
+    def _trespass(self, event: dict[str, Any]) -> str:
+        """Why a generic event may not be published, or ``""``: it uses a platform adapter's namespace.
+
+        Deduplication downstream is by ``event_id``: a generic event carrying ``x:tweet:<id>`` would
+        displace the genuine X event (or be displaced by it), and one claiming ``platform: "x"`` would
+        pass for X's. So the generic secret cannot speak for another source (reason ``namespace``),
+        unless its source is listed in ``ENGAGE_WEBHOOK_TRUSTED_SOURCES``.
+        """
+        platform = event["platform"]
+        if platform in self._reserved_platforms:
+            return f"platform {platform!r} is served by its own webhook route"
+        prefix, colon, _ = event["event_id"].partition(":")
+        if colon and prefix in self._reserved_prefixes:
+            return f"event_id namespace {prefix + ':'!r} belongs to a platform webhook route"
+        return ""
 
     @staticmethod
     def _settled(accepted: int, ignored: int, rejected: list[tuple[str, str]]) -> Reply:

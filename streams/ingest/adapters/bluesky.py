@@ -80,6 +80,9 @@ def _quoted_uri(record: dict[str, Any]) -> object:
 
 class BlueskyAdapter(JsonAdapter):
     name = "bluesky"
+    # event_id prefixes and platforms only this adapter emits (the generic route may not use them)
+    id_prefixes: tuple[str, ...] = ("bsky",)
+    emits_platforms: tuple[str, ...] = ("bluesky",)
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes, secret: str, now_ms: int) -> None:
         verify_hex_hmac(headers, raw_body, secret, SIGNATURE_HEADER)

@@ -2,9 +2,15 @@
 
 Signature: ``X-Signature-256: sha256=<hex HMAC-SHA256(secret, raw body)>``, the secret being the
 source's (``ENGAGE_WEBHOOK_SECRETS``; the source is named by ``X-Engage-Source``, default
-``generic``). A sender may also bind the signature to a time: with ``X-Signature-Timestamp: <epoch
-ms>`` the HMAC is over ``<timestamp>.<raw body>`` and a timestamp further than
-``ENGAGE_SIGNATURE_TOLERANCE`` from now is rejected, which stops replays of captured requests.
+``generic``). The signature is bound to a time: with ``X-Signature-Timestamp: <epoch ms>`` the HMAC
+is over ``<timestamp>.<raw body>`` and a timestamp further than ``ENGAGE_SIGNATURE_TOLERANCE`` from
+now is rejected, which stops replays of captured requests. The service requires the header for every
+source not listed in ``ENGAGE_WEBHOOK_UNTIMED_SOURCES`` (there, a signature over the body alone is
+accepted: a sender that cannot sign a time can still post, at the cost of replayability).
+
+An event may not use the ``event_id`` namespaces or the platforms the platform adapters own unless
+its source is in ``ENGAGE_WEBHOOK_TRUSTED_SOURCES`` (checked by the service, which knows the source):
+the generic secret cannot speak for X or Meta.
 
 Every element is validated by the canonical decoder; an invalid one is dead-lettered with its reason
 and field while the valid ones of the same request are published.
@@ -56,7 +62,6 @@ class GenericAdapter(JsonAdapter):
 
     def __init__(self, tolerance_ms: int) -> None:
         self._tolerance_ms = tolerance_ms
-        # Platforms the decoder accepted before (its pattern check is a regex); bounded.
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes, secret: str, now_ms: int) -> None:
         provided = require_signature(headers, SIGNATURE_HEADER)
@@ -95,10 +100,12 @@ class GenericAdapter(JsonAdapter):
         out: list[Mapped] = []
         for index, element in enumerate(elements):
             try:
-                out.append(decode_object(element))
+                event = decode_object(element)
             except InvalidEvent as exc:
                 field = f" (field {exc.field})" if exc.field else ""
                 out.append(Unmappable(exc.reason, f"element {index}{field}: {exc}", element))
+                continue
+            out.append(event)
         return out
 
     def map_canonical(self, payload: Any) -> tuple[list[dict[str, Any]], list[Unmappable]]:

@@ -69,6 +69,9 @@ def _ref(value: object) -> str | None:
 
 class MastodonAdapter(JsonAdapter):
     name = "mastodon"
+    # event_id prefixes and platforms only this adapter emits (the generic route may not use them)
+    id_prefixes: tuple[str, ...] = ("ap",)
+    emits_platforms: tuple[str, ...] = ("mastodon",)
     takes_account = True
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes, secret: str, now_ms: int) -> None:

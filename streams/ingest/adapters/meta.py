@@ -55,6 +55,9 @@ _MAX_CHALLENGE = 256
 
 class MetaAdapter(JsonAdapter):
     name = "meta"
+    # event_id prefixes and platforms only this adapter emits (the generic route may not use them)
+    id_prefixes: tuple[str, ...] = ("fb", "ig")
+    emits_platforms: tuple[str, ...] = ("facebook", "instagram")
 
     def __init__(self, verify_token: str) -> None:
         self._verify_token = verify_token

@@ -52,7 +52,8 @@ from streams.ingest.adapters.base import (
 
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
 _LEADING_MENTIONS = re.compile(r"^(?:\s*@\w{1,50})+\s*")
-_MAX_CRC = 512
+# X's CRC tokens are random base64 (url-safe or not) strings; nothing else is answered (see handshake).
+_CRC_TOKEN = re.compile(r"[A-Za-z0-9+/_=-]{8,128}")
 _HANDLED = frozenset(
     {
         "for_user_id",
@@ -105,6 +106,9 @@ def _time(event: dict[str, Any], fallback_ms: int) -> int:
 
 class XAdapter(JsonAdapter):
     name = "x"
+    # event_id prefixes and platforms only this adapter emits (the generic route may not use them)
+    id_prefixes: tuple[str, ...] = ("x",)
+    emits_platforms: tuple[str, ...] = ("x",)
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes, secret: str, now_ms: int) -> None:
         provided = require_signature(headers, SIGNATURE_HEADER)
@@ -112,7 +116,10 @@ class XAdapter(JsonAdapter):
 
     def handshake(self, query: Mapping[str, str], secret: str) -> HandshakeReply | None:
         token = query.get("crc_token", "")
-        if not token or len(token) > _MAX_CRC:
+        if not _CRC_TOKEN.fullmatch(token) or token.isdigit():
+            # The answer is HMAC(secret, token), which is also the signature of a POST whose body is the
+            # token: only tokens shaped like X's (base64 alphabet, never JSON — a digit-only token
+            # would parse as a number) are answered, so the oracle cannot sign a payload.
             return HandshakeReply(400, b"expected crc_token")
         body = orjson.dumps({"response_token": "sha256=" + hmac_sha256_b64(secret, token.encode())})
         return HandshakeReply(200, body, "application/json")

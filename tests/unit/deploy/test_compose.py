@@ -137,14 +137,17 @@ def test_prometheus_scrapes_the_services_on_their_ports() -> None:
     services = _services()
     for job, service, port_var in (
         ("engage-worker", "worker", "ENGAGE_WORKER_METRICS_PORT"),
-        ("engage-ingest", "ingest", "ENGAGE_INGEST_PORT"),
+        ("engage-ingest", "ingest", "ENGAGE_INGEST_METRICS_PORT"),
     ):
         (sd,) = jobs[job]["dns_sd_configs"]
         assert sd["names"] == [service]
         assert sd["port"] == Settings.from_env(_env(services[service])).__getattribute__(
-            "worker_metrics_port" if service == "worker" else "ingest_port"
+            "worker_metrics_port" if service == "worker" else "ingest_metrics_port"
         ), port_var
-    assert Settings.from_env(_env(services["ingest"])).ingest_host == "0.0.0.0"
+    ingest = Settings.from_env(_env(services["ingest"]))
+    assert ingest.ingest_host == "0.0.0.0" and ingest.ingest_metrics_host == "0.0.0.0"
+    # /metrics is on its own port, never the public webhook port (issue 18).
+    assert ingest.ingest_metrics_port != ingest.ingest_port
     (am,) = prom["alerting"]["alertmanagers"]
     (target,) = am["static_configs"][0]["targets"]
     assert target.split(":")[0] in services

@@ -243,7 +243,7 @@ def test_secrets_never_reach_the_logs(harness: Harness, caplog: pytest.LogCaptur
         harness.service.handshake(
             "meta", {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1"}
         ),
-        harness.service.handshake("x", {"crc_token": "abc"}),
+        harness.service.handshake("x", {"crc_token": "NjMzYTk1NDUtNzRlYy00ODkw"}),
     ]
     assert all(r.status == 200 for r in run_handshakes)
     assert "Kafka unavailable" in caplog.text  # the logging did happen

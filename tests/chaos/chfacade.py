@@ -8,9 +8,9 @@ workers run their production ``http://`` code path against one shared, real Clic
 ``insert_deduplication_token`` deduplicates across workers as it does on a server.
 
 Fault control: after ``POST /__chaos/down`` every request gets HTTP 503 with no ClickHouse error
-code, as a load balancer in front of a dead server answers; after ``/__chaos/lossy`` an insert is
-applied and then answered 503, as when the server wrote a block and the response was lost (the
-client must retry with the same deduplication token); ``/__chaos/up`` ends either.
+code, as a load balancer in front of a dead server answers; after ``/__chaos/lossy`` half the inserts
+are applied and then their connection drops unanswered, as when the server wrote a block and the response
+was lost (the client must retry with the same deduplication token); ``/__chaos/up`` ends either.
 
 Run: ``python -m tests.chaos.chfacade --path DIR --port PORT``.
 """
@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
+import random
 import re
+import socket
 import tempfile
 import threading
 import zlib
@@ -186,8 +188,11 @@ class Handler(BaseHTTPRequestHandler):
             settings = {k: v for k, v in params.items() if k not in _TRANSPORT and not k.startswith("param_")}
             binds = {k.removeprefix("param_"): v for k, v in params.items() if k.startswith("param_")}
             result = self.engine.run(query, body, params.get("database"), settings, binds)
-            if self.engine.lossy and _INSERT.match(query):
-                self._answer(503, b"response lost after the insert (chaos)\n", {"Content-Type": "text/plain"})
+            if self.engine.lossy and _INSERT.match(query) and random.random() < 0.5:
+                # The block is in; the connection drops before any answer. (A 503 would not do: the
+                # driver itself re-sends the identical request, token included, on a 503.)
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
                 return
         except Exception as exc:  # every engine error goes back as ClickHouse sends it
             message = str(exc)

@@ -250,6 +250,10 @@ class Run:
         want = expected(events + later, self.settings)
         result.expected_transitions = len(want.transitions)
         self.start_worker()
+        # The schedule's clock starts once the first worker owns every partition: faults at its
+        # start-up would otherwise hit a process that has not joined the group yet.
+        topics = self.settings.topics.interactions
+        wait_for(lambda: caught_up(self.workers[:1], topics, PARTITIONS), 90, what="the first worker to join")
         publisher = threading.Thread(target=self._publish_slices, args=(events,), daemon=True)
         t0 = time.monotonic()
         publisher.start()
@@ -261,7 +265,6 @@ class Run:
             self._do(kind, arg, pending, at)
         publisher.join()
         self.cleanup_faults()
-        topics = self.settings.topics.interactions
         wait_for(
             lambda: caught_up([self.workers[i] for i in self.running()], topics, PARTITIONS),
             240,

@@ -19,7 +19,7 @@ from tests.chaos.run import Cluster, Result, run_schedule
 from tests.chaos.schedule import generate
 
 HEADER = (
-    f"{'seed':>8} {'store':7} {'faults':>6} {'kinds':28} {'expect':>6} {'miss':>4} {'extra':>5} "
+    f"{'seed':>8} {'store':7} {'faults':>6} {'kinds':38} {'expect':>6} {'miss':>4} {'extra':>5} "
     f"{'flag-':>5} {'flag+':>5} {'reemit':>6} {'acct!':>5} {'post!':>5} {'score!':>6} {'dlq':>3} "
     f"{'secs':>5}  verdict"
 )
@@ -29,7 +29,7 @@ def line(r: Result) -> str:
     kinds = ",".join(f"{k}:{v}" for k, v in sorted(r.injected.items()))
     verdict = "exact" if r.ok else ("ERROR " + r.error if r.error else "WRONG")
     return (
-        f"{r.schedule.seed:>8} {r.schedule.store.split(':')[0]:7} {r.faults:>6} {kinds:28} "
+        f"{r.schedule.seed:>8} {r.schedule.store.split(':')[0]:7} {r.faults:>6} {kinds:38} "
         f"{r.expected_transitions:>6} {r.missing:>4} {r.extra:>5} {r.flags_missing:>5} {r.flags_extra:>5} "
         f"{r.reemits:>6} {r.account_rows_wrong:>5} {r.post_rows_wrong:>5} {r.scores_wrong:>6} "
         f"{r.dead_letters:>3} {r.seconds:>5.0f}  {verdict}"

@@ -95,6 +95,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 settings.topics,
                 settings.topic_partitions,
                 max_batch=args.batch,
+                security=settings.kafka_security,
             ) as publisher,
         ):
             task = progress.add_task("replay", total=total, events=0, rate=0.0, bad=0)

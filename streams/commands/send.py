@@ -47,7 +47,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         with Path(args.file).open("rb") as handle:
             events, invalid = read_ndjson(handle)
     with KafkaEventPublisher(
-        settings.kafka_bootstrap_servers, settings.topics, settings.topic_partitions, max_batch=args.batch
+        settings.kafka_bootstrap_servers,
+        settings.topics,
+        settings.topic_partitions,
+        max_batch=args.batch,
+        security=settings.kafka_security,
     ) as publisher:
         messages = publisher.send(events)
         publisher.send_dlq(

@@ -158,7 +158,9 @@ async def serve(
     metrics = metrics or Metrics.create(REGISTRY)
     if not settings.webhook_secrets:
         log.warning("ENGAGE_WEBHOOK_SECRETS is empty: every webhook will be answered 404 (unknown source)")
-    publisher = await KafkaPublisher(bootstrap, ack_timeout_ms=settings.ingest_ack_timeout_ms).start()
+    publisher = await KafkaPublisher(
+        bootstrap, ack_timeout_ms=settings.ingest_ack_timeout_ms, security=settings.kafka_security
+    ).start()
     try:
         app = create_app(settings, CoalescingPublisher(publisher), metrics, ready=publisher.ready)
         # What start-up built lives as long as the process: out of the collector's sight, and young

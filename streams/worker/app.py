@@ -27,6 +27,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from streams import topics
 from streams.engagement import PartitionEngine, Rule
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
@@ -35,6 +36,7 @@ from streams.sinks.backoff import Backoff
 from streams.sinks.base import Sink
 from streams.worker import fast_recovery, highwater, recovery_gate
 from streams.worker.bulk import ChangelogBuffer, Record, send_records
+from streams.worker.changelog_names import prefixed_table
 from streams.worker.dedup_log import DEDUP_PREFIX
 from streams.worker.drop_wiring import register_stage2
 from streams.worker.rebalance import current_generation
@@ -207,13 +209,16 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
     app = faust.App(
         settings.consumer_group,
         broker=[f"kafka://{host.strip()}" for host in bootstrap.split(",")],
+        broker_credentials=settings.kafka_security.faust_credentials(),
+        # Changelog topics are named with ENGAGE_TOPIC_PREFIX first, like every topic of the application.
+        Table=prefixed_table(settings.topic_prefix),
         store=settings.state_store,
         datadir=str(settings.data_dir / "faust"),
         web_enabled=False,
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=partitions,
-        topic_replication_factor=settings.topic_replication,
+        topic_replication_factor=max(topics.replication(settings), 1),  # streams.topics creates them first
         producer_acks=-1,
         # Faust's defaults (60 s) make a group join take ~30 s on Tansu; 10 s measured ~5 s.
         broker_session_timeout=10.0,
@@ -237,9 +242,11 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
         **overrides,
     )
     _start_from_changelog(app, settings)
-    highwater.install(app.consumer, bootstrap)
+    highwater.install(app.consumer, bootstrap, settings.kafka_security)
     _shorten_fetch_wait(app.consumer, FETCH_MAX_WAIT_MS)
-    fast_recovery.install(app, bootstrap)  # changelogs read by a plain consumer, not record by record
+    fast_recovery.install(
+        app, bootstrap, settings.kafka_security
+    )  # changelogs read by a plain consumer, not record by record
     recovery_gate.install(app)  # a backlog delivered while Faust finishes recovery is not dropped
     source = app.topic(*settings.topics.interactions, key_type=bytes, value_type=bytes)
     table = app.Table(

@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from streams.errors import ConfigError
 from streams.kafka_security import KafkaSecurity
+from streams.sinks.clickhouse_dsn import redact
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -129,7 +130,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "CLICKHOUSE_DSN",
         "",
         str,
-        "ClickHouse DSN: `http(s)://user:pass@host:8123/db`. Empty: chDB in `<data dir>/clickhouse`.",
+        "ClickHouse DSN: `https://user:pass@host:8443/db` (TLS; `?verify=`, `ca_cert=`, `client_cert=`, "
+        "`client_cert_key=`) or `http://...:8123/db`. Empty: chDB in `<data dir>/clickhouse`.",
     ),
     EnvVar("ENGAGE_DATA_DIR", "./data", Path, "Where the embedded default keeps chDB data and table state."),
     EnvVar("ENGAGE_MIGRATE_ON_START", "true", _parse_bool, "Workers apply ClickHouse migrations at start."),
@@ -333,6 +335,17 @@ class Settings:
     drop_threshold: float = 0.5
     drop_min_baseline: float = 20.0
     alertmanager_url: str = ""
+
+    def __repr__(self) -> str:
+        """Every field but the secrets; URLs (the ClickHouse DSN, Alertmanager) with passwords replaced."""
+        shown = []
+        for item in fields(self):
+            if item.repr:
+                value = getattr(self, item.name)
+                if item.name in ("clickhouse_dsn", "alertmanager_url"):
+                    value = redact(value)
+                shown.append(f"{item.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
 
     @property
     def embedded_kafka(self) -> bool:

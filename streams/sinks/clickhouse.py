@@ -1,6 +1,7 @@
 """The ClickHouse writer: ``write(SinkBatch)`` as one idempotent insert per table, over clickhouse-connect.
 
-Works unchanged with ``chdb:///path`` (embedded, the default) and ``http(s)://user:pass@host:8123/db``. The
+Works unchanged with ``chdb:///path`` (embedded, the default) and ``http(s)://user:pass@host:port/db`` (TLS
+options: :mod:`streams.sinks.clickhouse_dsn`). The
 database is the DSN's path (``?database=`` for chDB), ``engagement`` when the DSN names none; it is created
 by the migrations if missing.
 
@@ -29,6 +30,7 @@ from streams.errors import ConfigError, EngageError, FatalSinkError, SinkUnavail
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.sinks.base import SinkBatch
+from streams.sinks.clickhouse_dsn import cleartext_warning, client_kwargs, redact
 from streams.sinks.clickhouse_errors import CHDB_ENGINE_BUSY, FATAL, RETRYABLE, translate
 from streams.sinks.clickhouse_migrations import Migrator, quote_ident
 from streams.sinks.rows import TABLES, TableSpec, dedup_token
@@ -69,20 +71,21 @@ def server_dsn(dsn: str) -> str:
     return urlunparse(parsed._replace(path="", query=query))
 
 
-def redact(dsn: str) -> str:
-    """The DSN with its password replaced, for messages and logs."""
-    parsed = urlparse(dsn)
-    if parsed.password is None:
-        return dsn
-    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)
-    return urlunparse(parsed._replace(netloc=netloc))
-
-
 def connect(dsn: str) -> Any:
-    """A clickhouse-connect client for ``dsn`` (no database selected). Raises driver exceptions."""
+    """A clickhouse-connect client for ``dsn`` (no database selected). Raises driver exceptions.
+
+    ``http(s)://`` DSNs are mapped by :func:`streams.sinks.clickhouse_dsn.client_kwargs` (the scheme decides
+    TLS, whatever the port); ``chdb://`` goes to clickhouse-connect as it is.
+    """
     import clickhouse_connect
 
-    return clickhouse_connect.get_client(dsn=server_dsn(dsn))
+    dsn = server_dsn(dsn)
+    if urlparse(dsn).scheme == "chdb":
+        return clickhouse_connect.get_client(dsn=dsn)
+    warning = cleartext_warning(dsn)
+    if warning:
+        log.warning(warning)
+    return clickhouse_connect.get_client(**client_kwargs(dsn))
 
 
 def describe(settings: Settings) -> str:

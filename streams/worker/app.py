@@ -212,6 +212,9 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
         broker_credentials=settings.kafka_security.faust_credentials(),
         # Changelog topics are named with ENGAGE_TOPIC_PREFIX first, like every topic of the application.
         Table=prefixed_table(settings.topic_prefix),
+        # Faust's leader-election topic (`<app id>-__assignor-__leader`, unprefixed) serves only leader-only
+        # timers, which the worker has none of: without it, every topic the worker uses is one of ours.
+        topic_disable_leader=True,
         store=settings.state_store,
         datadir=str(settings.data_dir / "faust"),
         web_enabled=False,

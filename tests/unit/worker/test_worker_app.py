@@ -164,6 +164,8 @@ def test_faust_changelog_topics_carry_the_topic_prefix(tmp_path: Path) -> None:
 
     names = asyncio.run(build())
     assert names == set(changelog_topics(settings))
+    # and no unprefixed leader-election topic either
+    assert create_app(settings, "localhost:1", _runtime(tmp_path)).conf.topic_disable_leader
     assert names == {
         "prod.engagement-streams-engagement-state-changelog",
         "prod.engagement-streams-drop-state-changelog",

@@ -110,6 +110,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
         _parse_bool,
         "Create missing topics at start (always with the embedded broker); `false` without the Create ACL.",
     ),
+    EnvVar(
+        "ENGAGE_CLICKHOUSE_CLUSTER",
+        "",
+        str,
+        "ClickHouse cluster name (`remote_servers`): workers apply the cluster DDL and insert with "
+        "`distributed_foreground_insert=1`. Empty: a single server (a cluster schema found is refused).",
+    ),
     EnvVar("ENGAGE_TOPIC_PREFIX", "", str, "Prefix for every topic name, e.g. `prod.`."),
     EnvVar(
         "ENGAGE_TOPIC_PARTITIONS", "8", int, "Partitions of each interaction topic (the unit of scale-out)."
@@ -304,6 +311,7 @@ class Settings:
     kafka_ssl_key_password: str = field(default="", repr=False)
     kafka_ssl_check_hostname: bool = True
     create_topics: bool = True
+    clickhouse_cluster: str = ""
     topic_prefix: str = ""
     topic_partitions: int = 8
     topic_replication: int | None = None
@@ -435,6 +443,7 @@ _ATTRS: tuple[str, ...] = (
     "kafka_ssl_key_password",
     "kafka_ssl_check_hostname",
     "create_topics",
+    "clickhouse_cluster",
     "topic_prefix",
     "topic_partitions",
     "topic_replication",

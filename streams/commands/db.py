@@ -38,6 +38,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.sinks.clickhouse import describe, open_client
 
+    if args.cluster is None and settings.clickhouse_cluster:
+        args.cluster = settings.clickhouse_cluster
     with open_client(settings) as (client, database):
         ttl_tables = tuple(f"{t}_local" for t in TTL_TABLES) if args.cluster else TTL_TABLES
         directory = args.dir

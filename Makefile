@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration e2e bench clean tools
+.PHONY: run test lint unit integration e2e bench clean tools lowest
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -53,8 +53,18 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
 
+# The unit tests on the lowest versions pyproject.toml allows (uv's lowest-direct resolution), so the
+# floors stay true; in its own environment, the project installed editable as in .venv.
+LOWEST := .venv-lowest
+lowest: $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv
+	rm -rf $(LOWEST)
+	$(BIN)/uv venv -q $(LOWEST) --python $(BIN)/python
+	$(BIN)/uv pip install -q --python $(LOWEST)/bin/python --resolution lowest-direct -e '.[embedded,dev]'
+	$(LOWEST)/bin/python -m pytest -m unit -p no:cacheprovider $(PYTEST_ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python -m streams.bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from streams import topics
 from streams.errors import ConfigError, InvalidEvent
 from streams.events import Interaction, decode_event
 from streams.producer import KafkaEventPublisher, dlq_record
@@ -41,6 +42,7 @@ def read_ndjson(lines: Any) -> tuple[list[Interaction], list[tuple[int, InvalidE
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if settings.embedded_kafka:
         raise ConfigError("set KAFKA_BOOTSTRAP_SERVERS (printed by `engage broker` or `engage demo`)")
+    topics.prepare(settings, settings.kafka_bootstrap_servers)  # routed by ENGAGE_TOPIC_PARTITIONS
     if args.file == "-":
         events, invalid = read_ndjson(sys.stdin.buffer)
     else:

@@ -79,3 +79,30 @@ def test_ingest_stops_at_start_on_a_mismatch(broker: EmbeddedBroker, tmp_path: P
     )
     assert process.returncode == 2, process.stderr[-2000:]
     assert "ENGAGE_TOPIC_PARTITIONS=2" in process.stderr
+
+
+@pytest.mark.parametrize("command", ["replay", "send"])
+def test_replay_and_send_stop_on_a_mismatch(
+    broker: EmbeddedBroker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    from streams.cli import main
+
+    settings = _settings(broker, ENGAGE_TOPIC_PARTITIONS="3")
+    ensure_topics(broker.bootstrap, settings.topics.interactions, partitions=2)
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "ENGAGE_TOPIC_PREFIX", "ENGAGE_TOPIC_PARTITIONS"):
+        monkeypatch.setenv(
+            name,
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+                "ENGAGE_TOPIC_PARTITIONS": "3",
+                "ENGAGE_TOPIC_PREFIX": settings.topic_prefix,
+            }[name],
+        )
+    path = tmp_path / "events.ndjson"
+    path.write_text("")
+    assert main([command, str(path)]) == 2
+    assert "ENGAGE_TOPIC_PARTITIONS=3" in capsys.readouterr().err

@@ -56,7 +56,8 @@ def admin_client(
         detail = f" with {security.describe()}" if security.protocol != "PLAINTEXT" else ""
         raise KafkaRefused(
             f"no answer from Kafka at {bootstrap}{detail} within {timeout_ms / 1000:.0f}s: {exc!r}. "
-            "Check KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_PROTOCOL and the SASL user and password"
+            "Check KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_PROTOCOL, the SASL user and password, and whether "
+            "the listener requires a client certificate (KAFKA_SSL_CERT_FILE / KAFKA_SSL_KEY_FILE)"
         ) from exc
 
 

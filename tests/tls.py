@@ -25,6 +25,8 @@ class Pki:
     cert: Path  # the server's certificate, for 127.0.0.1 and localhost
     key: Path  # its private key
     other_ca: Path  # a CA that did not sign ``cert`` (the "wrong CA")
+    client_cert: Path  # a client certificate the CA signed (mutual TLS)
+    client_key: Path
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -58,20 +60,36 @@ def make_pki(directory: Path) -> Pki:
         "x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
         "-days", "2", "-extfile", str(ext), "-out", str(cert), cwd=directory,
     )  # fmt: skip
-    return Pki(ca=ca, cert=cert, key=key, other_ca=other_ca)
+    client_key, client_csr, client_cert = (directory / f"client.{ext}" for ext in ("key", "csr", "pem"))
+    _openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=engage",
+        "-keyout", str(client_key), "-out", str(client_csr), cwd=directory,
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", str(client_csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-days", "2", "-out", str(client_cert), cwd=directory,
+    )  # fmt: skip
+    return Pki(ca=ca, cert=cert, key=key, other_ca=other_ca, client_cert=client_cert, client_key=client_key)
 
 
 @contextlib.contextmanager
 def tls_broker(
-    pki: Pki, *, authentication: bool = False, log_path: str | None = None
+    pki: Pki, *, authentication: bool = False, mutual: bool = False, log_path: str | None = None
 ) -> Iterator[EmbeddedBroker]:
     """A real Tansu broker whose only advertised listener is TLS (see :mod:`tests.tls_proxy` for why a
-    terminator stands in front of it). ``authentication``: Tansu also requires a SASL login."""
+    terminator stands in front of it). ``authentication``: Tansu also requires a SASL login.
+    ``mutual``: the listener requires a client certificate signed by the test CA."""
     from tests.tls_proxy import TlsTerminator
 
     port = free_port()
-    ready = KafkaSecurity(protocol="SSL", ca_file=str(pki.ca))
-    with TlsTerminator(port, str(pki.cert), str(pki.key)) as terminator:
+    ready = KafkaSecurity(
+        protocol="SSL",
+        ca_file=str(pki.ca),
+        cert_file=str(pki.client_cert) if mutual else "",
+        key_file=str(pki.client_key) if mutual else "",
+    )
+    client_ca = str(pki.ca) if mutual else None
+    with TlsTerminator(port, str(pki.cert), str(pki.key), client_ca=client_ca) as terminator:
         broker = EmbeddedBroker(
             port,
             advertised_port=terminator.port,

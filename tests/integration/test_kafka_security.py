@@ -165,3 +165,22 @@ def test_a_refused_login_stops_at_start_with_a_clear_error(pki: Pki, tmp_path: P
                 admin_client(broker.bootstrap, security, timeout_ms=3000)
             assert time.monotonic() - started < 10
             assert "wrong" not in str(caught.value)  # the password is never in a message
+
+
+def test_mutual_tls_with_the_client_certificate(pki: Pki, tmp_path: Path) -> None:
+    """A listener that requires a client certificate: KAFKA_SSL_CERT_FILE / KEY_FILE reach the clients."""
+    with tls_broker(pki, mutual=True, log_path=str(tmp_path / "broker.log")) as broker:
+        settings = _settings(
+            pki,
+            broker.bootstrap,
+            kafka_ssl_cert_file=str(pki.client_cert),
+            kafka_ssl_key_file=str(pki.client_key),
+        )
+        assert set(settings.topics.all) <= set(prepare(settings, broker.bootstrap))
+        from streams.topics import admin_client
+
+        without = _settings(pki, broker.bootstrap).kafka_security
+        started = time.monotonic()
+        with pytest.raises(KafkaRefused, match="KAFKA_SSL_CERT_FILE"):
+            admin_client(broker.bootstrap, without, timeout_ms=3000)
+        assert time.monotonic() - started < 10

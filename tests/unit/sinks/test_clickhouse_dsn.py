@@ -59,7 +59,7 @@ def test_passwords_are_redacted_wherever_a_dsn_is_shown() -> None:
     assert "https://u:***@ch:8443/db" in shown
 
 
-def test_a_password_in_clear_to_a_remote_host_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_password_in_clear_to_a_remote_host_is_warned_about() -> None:
     assert cleartext_warning("http://u:p@ch.example.com:8123/db") is not None
     assert "p@" not in (cleartext_warning("http://u:p@ch.example.com:8123/db") or "")
     assert cleartext_warning("https://u:p@ch.example.com/db") is None

@@ -9,20 +9,35 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-WORKDIR /app
+WORKDIR /src
 
-# Dependencies first (cached until pyproject.toml changes), then the code.
-COPY pyproject.toml README.md ./
+# Dependencies first, in their own layer: read from pyproject.toml alone, so a code change does not
+# reinstall them (the rocksdb extra's included, the embedded extra's not).
+COPY pyproject.toml ./
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['rocksdb']))" > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
+
+# Then the code, installed as a wheel would be (not editable): schemas/ and the cluster DDL are copied
+# into the package by setup.py, so nothing is read from /src at run time.
+COPY setup.py MANIFEST.in README.md LICENSE ./
 COPY streams ./streams
-# The package reads schemas/ beside itself (events/*.json, clickhouse/*.sql migrations), so the
-# install is editable from /app rather than a copy into site-packages.
 COPY schemas ./schemas
-RUN pip install -e '.[rocksdb]' \
-    && useradd --system --uid 10001 --home-dir /var/lib/engage --create-home engage
+COPY deploy/clickhouse/cluster ./deploy/clickhouse/cluster
+RUN pip install --no-deps . && rm -rf /src/build
 
-USER engage
+# A numeric user (Kubernetes' runAsNonRoot can check it) that owns only its data directory.
+RUN groupadd --system --gid 10001 engage \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/engage --create-home engage
+USER 10001:10001
+WORKDIR /var/lib/engage
 ENV ENGAGE_DATA_DIR=/var/lib/engage
 EXPOSE 8080 9108
+
+# The ingest service answers /healthz on 8080, a worker /metrics on 9108: healthy if either answers
+# (`docker run --no-healthcheck` or a compose `healthcheck:` for one-off commands such as `db migrate`).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request as u\nfor url in ('http://127.0.0.1:8080/healthz', 'http://127.0.0.1:9108/metrics'):\n    try:\n        u.urlopen(url, timeout=3)\n        sys.exit(0)\n    except Exception:\n        pass\nsys.exit(1)"]
 
 ENTRYPOINT ["engage"]
 CMD ["--help"]

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration e2e chaos bench clean
+.PHONY: run test lint unit integration e2e chaos bench clean tools lowest
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,7 +20,28 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check streams tests
 	$(BIN)/mypy
 
-test: lint
+# The Prometheus tools the alert-rule and scrape tests run (promtool, prometheus, prometheus-alertmanager):
+# installed from Debian's packages when missing and apt-get can (root, or sudo without a password); otherwise
+# one message says what to install. The packages start daemons on install; the tests start their own.
+PROM_TOOLS := promtool prometheus prometheus-alertmanager
+tools:
+	@missing=""; for t in $(PROM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=none; fi; \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$SUDO" != none ]; then \
+	    echo "installing prometheus prometheus-alertmanager (missing:$$missing)"; \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      prometheus prometheus-alertmanager >/dev/null; \
+	    $$SUDO systemctl stop prometheus prometheus-alertmanager prometheus-node-exporter >/dev/null 2>&1 || true; \
+	  else \
+	    echo "make test needs$$missing (Debian/Ubuntu: apt-get install prometheus prometheus-alertmanager;" \
+	      "elsewhere: the Prometheus and Alertmanager release binaries on PATH); cannot install them here" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+test: lint tools
 	$(BIN)/python -m pytest -m "unit or integration or e2e or chaos" $(PYTEST_ARGS)
 
 unit: $(STAMP)
@@ -38,8 +59,18 @@ CHAOS_SCHEDULES ?= 8
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos --schedules $(CHAOS_SCHEDULES) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
 
+# The unit tests on the lowest versions pyproject.toml allows (uv's lowest-direct resolution), so the
+# floors stay true; in its own environment, the project installed editable as in .venv.
+LOWEST := .venv-lowest
+lowest: $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv
+	rm -rf $(LOWEST)
+	$(BIN)/uv venv -q $(LOWEST) --python $(BIN)/python
+	$(BIN)/uv pip install -q --python $(LOWEST)/bin/python --resolution lowest-direct -e '.[embedded,dev]'
+	$(LOWEST)/bin/python -m pytest -m unit -p no:cacheprovider $(PYTEST_ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python -m streams.bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

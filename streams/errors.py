@@ -4,6 +4,8 @@
 
     EngageError
     ├── ConfigError              bad setting; the CLI prints it and exits 2
+    │   ├── KafkaRefused         Kafka refused the TLS handshake or the login: a KAFKA_SSL_* / SASL setting
+    │   └── TopicMismatch        an interaction topic is missing or has the wrong partition count
     ├── InvalidEvent             poison: the input can never be processed → dead-letter topic with reason
     │   ├── SchemaViolation      a field is missing, of the wrong type or out of range
     │   └── MalformedPayload     not JSON / not an object / an unmappable platform payload
@@ -31,6 +33,17 @@ class EngageError(Exception):
 
 class ConfigError(EngageError):
     """Raised while reading settings. The CLI prints the message and exits with status 2."""
+
+
+class KafkaRefused(ConfigError):
+    """Raised at start when Kafka refuses the connection for a setting's sake (unknown CA, a listener
+    that does not speak TLS, a refused SASL login). The message names the setting; the process stops."""
+
+
+class TopicMismatch(ConfigError):
+    """Raised at start by the topic check (:mod:`streams.topics`): an interaction topic is missing (and
+    ``ENGAGE_CREATE_TOPICS`` is off) or its partition count differs from ``ENGAGE_TOPIC_PARTITIONS``,
+    which ingest routes events by. The process stops; an operator fixes the topic or the setting."""
 
 
 class InvalidEvent(EngageError):

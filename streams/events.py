@@ -28,9 +28,17 @@ from streams.errors import InvalidEvent, MalformedPayload, SchemaViolation
 
 
 def schema_dir() -> Path:
-    """Where ``schemas/`` lives: beside the package in a checkout or an editable install."""
-    here = Path(str(resources.files("streams"))).parent / "schemas"
-    return here
+    """Where the schemas are: ``streams/schemas`` in an installed wheel (``setup.py`` copies ``schemas/``
+    there when it builds one), else ``schemas/`` beside the package (a checkout, an editable install)."""
+    package = Path(str(resources.files("streams")))
+    bundled = package / "schemas"
+    return bundled if bundled.is_dir() else package.parent / "schemas"
+
+
+def cluster_migrations_dir() -> Path:
+    """The ClickHouse cluster DDL: ``deploy/clickhouse/cluster`` in a checkout, bundled in a wheel."""
+    bundled = schema_dir() / "clickhouse-cluster"
+    return bundled if bundled.is_dir() else schema_dir().parent / "deploy" / "clickhouse" / "cluster"
 
 
 def load_schema(name: str = "interaction.v1.json") -> dict[str, Any]:

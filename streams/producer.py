@@ -16,8 +16,12 @@ import orjson
 
 from streams.errors import BrokerUnavailable
 from streams.events import Interaction, encode_batch
+from streams.kafka_security import PLAINTEXT, KafkaSecurity, check_tls
 from streams.partitioning import group_for_envelopes
 from streams.settings import Topics
+
+#: How long a producer waits for its first answer from Kafka (kafka-python's default: 30 s).
+CONNECT_TIMEOUT_MS = 15_000
 
 
 class EventPublisher(Protocol):
@@ -57,6 +61,7 @@ class KafkaEventPublisher:
         *,
         max_batch: int = 500,
         timeout_s: float = 30.0,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         from kafka import KafkaProducer
 
@@ -65,14 +70,22 @@ class KafkaEventPublisher:
         self._max_batch = max_batch
         self._timeout_s = timeout_s
         self._topic_for = {t: topics.for_type(t) for t in ("like", "comment", "share", "follow", "unfollow")}
-        self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap,
-            acks="all",
-            linger_ms=5,
-            compression_type=None,
-            max_request_size=8 * 1024 * 1024,
-            retries=5,
-        )
+        try:
+            self._producer = KafkaProducer(
+                bootstrap_servers=bootstrap,
+                bootstrap_timeout_ms=CONNECT_TIMEOUT_MS,
+                **security.kafka_python(),
+                acks="all",
+                linger_ms=5,
+                compression_type=None,
+                max_request_size=8 * 1024 * 1024,
+                retries=5,
+            )
+        except Exception as exc:
+            check_tls(bootstrap, security, exc)
+            raise BrokerUnavailable(
+                f"Kafka at {bootstrap} ({security.describe()}) did not answer: {exc!r}"
+            ) from exc
 
     def send(self, events: Sequence[Interaction]) -> int:
         futures = []

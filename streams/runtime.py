@@ -8,7 +8,8 @@ import sys
 from collections.abc import Iterator
 from typing import Final
 
-from streams.embedded.broker import EmbeddedBroker, ensure_topics
+from streams import topics
+from streams.embedded.broker import EmbeddedBroker
 from streams.settings import Settings
 
 #: ``gc.set_threshold`` of a worker process (``streams.commands.worker``, and the benchmarks that stand
@@ -49,13 +50,8 @@ def tune_worker_process() -> None:
 
 
 def create_topics(settings: Settings, bootstrap: str) -> list[str]:
-    return ensure_topics(
-        bootstrap,
-        settings.topics.all,
-        partitions=settings.topic_partitions,
-        replication=settings.topic_replication,
-        retention_ms=settings.topic_retention_ms,
-    )
+    """Connect to Kafka, create the missing topics if allowed and check them (see :mod:`streams.topics`)."""
+    return topics.prepare(settings, bootstrap)
 
 
 @contextlib.contextmanager

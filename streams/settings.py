@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from streams.errors import ConfigError
+from streams.kafka_security import KafkaSecurity
+from streams.sinks.clickhouse_dsn import redact
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -38,6 +40,10 @@ def _parse_bool(text: str) -> bool:
     if lowered in {"0", "false", "no", "off", ""}:
         return False
     raise ConfigError(f"not a boolean: {text!r}")
+
+
+def _optional_int(text: str) -> int | None:
+    return int(text) if text.strip() else None
 
 
 def _parse_secrets(text: str) -> dict[str, str]:
@@ -74,11 +80,58 @@ ENV_VARS: tuple[EnvVar, ...] = (
         str,
         "Kafka bootstrap servers (host:port,...). Empty: start the embedded Tansu broker.",
     ),
+    EnvVar(
+        "KAFKA_SECURITY_PROTOCOL",
+        "PLAINTEXT",
+        str.upper,
+        "`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`; every Kafka client of the project uses it.",
+    ),
+    EnvVar(
+        "KAFKA_SASL_MECHANISM", "PLAIN", str.upper, "`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (SASL_*)."
+    ),
+    EnvVar("KAFKA_SASL_USERNAME", "", str, "SASL user name (SASL_*)."),
+    EnvVar(
+        "KAFKA_SASL_PASSWORD", "", str, "SASL password; or `KAFKA_SASL_PASSWORD_FILE` (a path).", secret=True
+    ),
+    EnvVar("KAFKA_SSL_CA_FILE", "", str, "CA bundle (PEM) to verify the brokers; empty: the system's CAs."),
+    EnvVar("KAFKA_SSL_CERT_FILE", "", str, "Client certificate (PEM) for mutual TLS."),
+    EnvVar("KAFKA_SSL_KEY_FILE", "", str, "Client private key (PEM) for mutual TLS."),
+    EnvVar(
+        "KAFKA_SSL_KEY_PASSWORD",
+        "",
+        str,
+        "Password of the client key, if encrypted; or `KAFKA_SSL_KEY_PASSWORD_FILE`.",
+        secret=True,
+    ),
+    EnvVar(
+        "KAFKA_SSL_CHECK_HOSTNAME",
+        "true",
+        _parse_bool,
+        "Check that the broker certificate names the host connected to (the chain is always verified).",
+    ),
+    EnvVar(
+        "ENGAGE_CREATE_TOPICS",
+        "true",
+        _parse_bool,
+        "Create missing topics at start (always with the embedded broker); `false` without the Create ACL.",
+    ),
+    EnvVar(
+        "ENGAGE_CLICKHOUSE_CLUSTER",
+        "",
+        str,
+        "ClickHouse cluster name (`remote_servers`): workers apply the cluster DDL and insert with "
+        "`distributed_foreground_insert=1`. Empty: a single server (a cluster schema found is refused).",
+    ),
     EnvVar("ENGAGE_TOPIC_PREFIX", "", str, "Prefix for every topic name, e.g. `prod.`."),
     EnvVar(
         "ENGAGE_TOPIC_PARTITIONS", "8", int, "Partitions of each interaction topic (the unit of scale-out)."
     ),
-    EnvVar("ENGAGE_TOPIC_REPLICATION", "1", int, "Replication factor of topics the project creates."),
+    EnvVar(
+        "ENGAGE_TOPIC_REPLICATION",
+        "",
+        _optional_int,
+        "Replication factor of topics the project creates. Empty: the broker's default (1 if embedded).",
+    ),
     EnvVar(
         "ENGAGE_TOPIC_RETENTION", "7d", parse_duration_ms, "retention.ms set on topics the project creates."
     ),
@@ -89,7 +142,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "CLICKHOUSE_DSN",
         "",
         str,
-        "ClickHouse DSN: `http(s)://user:pass@host:8123/db`. Empty: chDB in `<data dir>/clickhouse`.",
+        "ClickHouse DSN: `https://user:pass@host:8443/db` (TLS; `?verify=`, `ca_cert=`, `client_cert=`, "
+        "`client_cert_key=`) or `http://...:8123/db`. Empty: chDB in `<data dir>/clickhouse`.",
     ),
     EnvVar("ENGAGE_DATA_DIR", "./data", Path, "Where the embedded default keeps chDB data and table state."),
     EnvVar("ENGAGE_MIGRATE_ON_START", "true", _parse_bool, "Workers apply ClickHouse migrations at start."),
@@ -245,6 +299,20 @@ ENV_VARS: tuple[EnvVar, ...] = (
 )
 
 _BY_NAME = {var.name: var for var in ENV_VARS}
+#: A secret may also come from a file (Docker/Kubernetes secrets): ``<NAME>_FILE`` holds its path.
+_SECRET_FILES = {f"{var.name}_FILE" for var in ENV_VARS if var.secret}
+
+
+def _secret_from_file(source: Mapping[str, str], var: EnvVar) -> str | None:
+    path = source.get(f"{var.name}_FILE")
+    if not path:
+        return None
+    if source.get(var.name):
+        raise ConfigError(f"set {var.name} or {var.name}_FILE, not both")
+    try:
+        return Path(path).read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{var.name}_FILE: cannot read {path}: {exc.strerror}") from None
 
 
 @dataclass(frozen=True)
@@ -309,9 +377,20 @@ class Settings:
     """Everything configurable, with the embedded default when the environment says nothing."""
 
     kafka_bootstrap_servers: str = ""
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = field(default="", repr=False)
+    kafka_ssl_ca_file: str = ""
+    kafka_ssl_cert_file: str = ""
+    kafka_ssl_key_file: str = ""
+    kafka_ssl_key_password: str = field(default="", repr=False)
+    kafka_ssl_check_hostname: bool = True
+    create_topics: bool = True
+    clickhouse_cluster: str = ""
     topic_prefix: str = ""
     topic_partitions: int = 8
-    topic_replication: int = 1
+    topic_replication: int | None = None
     topic_retention_ms: int = 7 * 86_400_000
     consumer_group: str = "engagement-streams"
     clickhouse_dsn: str = ""
@@ -355,9 +434,35 @@ class Settings:
     drop_min_baseline: float = 20.0
     alertmanager_url: str = ""
 
+    def __repr__(self) -> str:
+        """Every field but the secrets; URLs (the ClickHouse DSN, Alertmanager) with passwords replaced."""
+        shown = []
+        for item in fields(self):
+            if item.repr:
+                value = getattr(self, item.name)
+                if item.name in ("clickhouse_dsn", "alertmanager_url"):
+                    value = redact(value)
+                shown.append(f"{item.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
     @property
     def embedded_kafka(self) -> bool:
         return not self.kafka_bootstrap_servers
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """TLS/SASL of every Kafka client (see :mod:`streams.kafka_security`)."""
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ca_file=self.kafka_ssl_ca_file,
+            cert_file=self.kafka_ssl_cert_file,
+            key_file=self.kafka_ssl_key_file,
+            key_password=self.kafka_ssl_key_password,
+            check_hostname=self.kafka_ssl_check_hostname,
+        )
 
     @property
     def topics(self) -> Topics:
@@ -374,12 +479,15 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read every declared variable once; unknown ``ENGAGE_*`` variables are an error (typos)."""
         source = os.environ if env is None else env
-        unknown = sorted(k for k in source if k.startswith("ENGAGE_") and k not in _BY_NAME)
+        unknown = sorted(
+            k for k in source if k.startswith("ENGAGE_") and k not in _BY_NAME and k not in _SECRET_FILES
+        )
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
         values: dict[str, Any] = {}
         for var, attr in zip(ENV_VARS, _ATTRS, strict=True):
-            raw = source.get(var.name, var.default)
+            raw = _secret_from_file(source, var) if var.secret else None
+            raw = source.get(var.name, var.default) if raw is None else raw
             try:
                 values[attr] = var.parse(raw)
             except (ValueError, ConfigError) as exc:
@@ -391,6 +499,7 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        self.kafka_security.validate()
         if self.engaged_threshold < 1:
             raise ConfigError("ENGAGE_ENGAGED_THRESHOLD must be at least 1")
         if self.window_ms <= 0:
@@ -424,6 +533,17 @@ class Settings:
 # Attribute names in ENV_VARS order; kept beside the table so a new variable needs both.
 _ATTRS: tuple[str, ...] = (
     "kafka_bootstrap_servers",
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+    "kafka_ssl_ca_file",
+    "kafka_ssl_cert_file",
+    "kafka_ssl_key_file",
+    "kafka_ssl_key_password",
+    "kafka_ssl_check_hostname",
+    "create_topics",
+    "clickhouse_cluster",
     "topic_prefix",
     "topic_partitions",
     "topic_replication",

@@ -1,4 +1,4 @@
-"""Locating the Debian Prometheus tools the deploy tests run (installed by `.ci/run`)."""
+"""Locating the Debian Prometheus tools the deploy tests run (installed by `make tools`)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def binary(tool: str) -> str:
             return found
     pytest.fail(
         f"{tool} not found: install Debian's `prometheus` and `prometheus-alertmanager` packages "
-        "(`.ci/run` does)",
+        "(`make tools` does)",
         pytrace=False,
     )
 

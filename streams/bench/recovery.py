@@ -3,7 +3,7 @@
 Pairs: ``python -m streams.bench.pairs N`` in a fresh process per size (see :mod:`streams.bench.pairs`).
 
 Recovery: the N-pair process also writes its state to the state table's changelog topic
-(``<group>-engagement-state-changelog``, four partitions) exactly as a worker's flushes leave it: one
+(``<prefix><group>-engagement-state-changelog``, four partitions) exactly as a worker's flushes leave it: one
 record per follower on its murmur2 partition, in record batches, and a progress record per partition,
 as if a worker of the group had built that state and stopped. Then a fresh
 ``engage worker --sink memory`` of that group starts while probe events trickle in (one one-word
@@ -49,6 +49,7 @@ from streams.partitioning import partition_for
 from streams.producer import KafkaEventPublisher
 from streams.runtime import create_topics
 from streams.settings import Settings
+from streams.topics import changelog_topic
 from streams.worker.app import TABLE_NAME
 
 PARTITIONS = 4
@@ -93,7 +94,7 @@ def measure(
     env = bench_env(bootstrap, data_dir, f"rec{uuid.uuid4().hex[:4]}.", ENGAGE_WORKER_METRICS_PORT=str(port))
     settings = Settings.from_env(env)
     create_topics(settings, bootstrap)
-    changelog = f"{settings.consumer_group}-{TABLE_NAME}-changelog"
+    changelog = changelog_topic(settings, TABLE_NAME)  # the worker's: ENGAGE_TOPIC_PREFIX first
     ensure_topics(bootstrap, [changelog], partitions=PARTITIONS)
     state = pairs_subprocess(
         pairs,

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from streams.events import schema_dir
+from streams.events import cluster_migrations_dir
 from streams.settings import Settings
 from streams.sinks.clickhouse_migrations import TTL_TABLES, Migrator
 
@@ -38,11 +38,13 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.sinks.clickhouse import describe, open_client
 
+    if args.cluster is None and settings.clickhouse_cluster:
+        args.cluster = settings.clickhouse_cluster
     with open_client(settings) as (client, database):
         ttl_tables = tuple(f"{t}_local" for t in TTL_TABLES) if args.cluster else TTL_TABLES
         directory = args.dir
         if args.cluster and directory is None:
-            directory = schema_dir().parent / "deploy" / "clickhouse" / "cluster"
+            directory = cluster_migrations_dir()
         migrator = Migrator(
             client,
             database,

@@ -27,6 +27,7 @@ from streams.demo.screen import DemoInfo, Screen, duration_text
 from streams.demo.session import Outcome, Session, SessionPlan
 from streams.demo.webhooks import SOURCES
 from streams.errors import ConfigError, EngageError
+from streams.kafka_security import PLAINTEXT
 from streams.settings import Settings, parse_duration_ms
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             worker_metrics=endpoints.worker_metrics,
             concurrency=args.concurrency,
             worker_log=str(endpoints.log_dir / "worker.log"),
+            # the embedded broker the demo starts is plaintext on loopback; a configured Kafka is not
+            kafka_security=PLAINTEXT if endpoints.embedded_kafka else settings.kafka_security,
         )
         with Screen(info, live=not args.plain) as screen:
             session = Session(plan, screen, orchestrator.check_children)

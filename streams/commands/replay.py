@@ -19,6 +19,7 @@ from typing import IO, Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from streams import topics
 from streams.commands.send import read_ndjson
 from streams.demo.pacing import Pacer
 from streams.errors import ConfigError, InvalidEvent
@@ -70,6 +71,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("set KAFKA_BOOTSTRAP_SERVERS (printed by `engage broker` or `engage demo`)")
     if args.batch < 1:
         raise ConfigError("--batch must be at least 1")
+    # Events are routed by ENGAGE_TOPIC_PARTITIONS: the topics must have that many partitions.
+    topics.prepare(settings, settings.kafka_bootstrap_servers)
     pacer = Pacer(args.rate, args.time_scale)
     console = Console(stderr=True)
     step = step_size(args.rate, args.batch)
@@ -95,6 +98,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 settings.topics,
                 settings.topic_partitions,
                 max_batch=args.batch,
+                security=settings.kafka_security,
             ) as publisher,
         ):
             task = progress.add_task("replay", total=total, events=0, rate=0.0, bad=0)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from streams import topics
 from streams.errors import ConfigError, InvalidEvent
 from streams.events import Interaction, decode_event
 from streams.producer import KafkaEventPublisher, dlq_record
@@ -41,13 +42,18 @@ def read_ndjson(lines: Any) -> tuple[list[Interaction], list[tuple[int, InvalidE
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if settings.embedded_kafka:
         raise ConfigError("set KAFKA_BOOTSTRAP_SERVERS (printed by `engage broker` or `engage demo`)")
+    topics.prepare(settings, settings.kafka_bootstrap_servers)  # routed by ENGAGE_TOPIC_PARTITIONS
     if args.file == "-":
         events, invalid = read_ndjson(sys.stdin.buffer)
     else:
         with Path(args.file).open("rb") as handle:
             events, invalid = read_ndjson(handle)
     with KafkaEventPublisher(
-        settings.kafka_bootstrap_servers, settings.topics, settings.topic_partitions, max_batch=args.batch
+        settings.kafka_bootstrap_servers,
+        settings.topics,
+        settings.topic_partitions,
+        max_batch=args.batch,
+        security=settings.kafka_security,
     ) as publisher:
         messages = publisher.send(events)
         publisher.send_dlq(

@@ -19,6 +19,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.demo.board import Samples, parse_samples
+from streams.kafka_security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,11 @@ Handler = Callable[[Mapping[str, Any]], None]
 class TopicFollower:
     """Read ``handlers``' topics from the beginning, forever; call the topic's handler per record."""
 
-    def __init__(self, bootstrap: str, handlers: Mapping[str, Handler]) -> None:
+    def __init__(
+        self, bootstrap: str, handlers: Mapping[str, Handler], security: KafkaSecurity = PLAINTEXT
+    ) -> None:
         self._bootstrap = bootstrap
+        self._security = security
         self._handlers = dict(handlers)
         self.undecodable = 0
 
@@ -69,6 +73,7 @@ class TopicFollower:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=250,
+            **self._security.aiokafka(),
         )
         await consumer.start()
         try:

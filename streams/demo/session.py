@@ -26,6 +26,7 @@ from streams.demo.probes import MetricsProbe, TopicFollower
 from streams.demo.screen import Screen, View
 from streams.demo.sender import AiohttpTransport, SendStats, WebhookSender
 from streams.errors import EngageError
+from streams.kafka_security import PLAINTEXT, KafkaSecurity
 
 
 class NotReady(EngageError):
@@ -54,6 +55,7 @@ class SessionPlan:
     drain_max_s: float = 120.0
     stall_s: float = 15.0
     top_accounts: int = 8
+    kafka_security: KafkaSecurity = PLAINTEXT
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,9 @@ class Session:
         if not await self._wait_ready(worker, ingest):
             return self._outcome(drained=False)
         follower = TopicFollower(
-            plan.bootstrap, {plan.flags_topic: self.board.add_flag, plan.alerts_topic: self.board.add_alert}
+            plan.bootstrap,
+            {plan.flags_topic: self.board.add_flag, plan.alerts_topic: self.board.add_alert},
+            plan.kafka_security,
         )
         follow_stop = asyncio.Event()
         follow_task = asyncio.create_task(follower.run(follow_stop))

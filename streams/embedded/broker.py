@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from types import TracebackType
 
 from streams.errors import BrokerUnavailable, ConfigError
+from streams.kafka_security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def broker_binary() -> str:
     return path
 
 
-def wait_until_serving(bootstrap: str, timeout_s: float = 20.0) -> None:
+def wait_until_serving(bootstrap: str, timeout_s: float = 20.0, security: KafkaSecurity = PLAINTEXT) -> None:
     """Block until a Kafka metadata request succeeds (the port being open is not enough)."""
     from kafka import KafkaAdminClient
 
@@ -60,7 +61,12 @@ def wait_until_serving(bootstrap: str, timeout_s: float = 20.0) -> None:
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+            admin = KafkaAdminClient(
+                bootstrap_servers=bootstrap,
+                request_timeout_ms=2000,
+                bootstrap_timeout_ms=2000,
+                **security.kafka_python(),
+            )
             try:
                 admin.list_topics()
                 return
@@ -75,14 +81,42 @@ def wait_until_serving(bootstrap: str, timeout_s: float = 20.0) -> None:
 class EmbeddedBroker:
     """Start/stop a Tansu broker. Use as a context manager; ``bootstrap`` is ``127.0.0.1:<port>``."""
 
-    def __init__(self, port: int | None = None, *, log_path: str | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        log_path: str | None = None,
+        advertised_port: int | None = None,
+        authentication: bool = False,
+        security: KafkaSecurity = PLAINTEXT,
+    ) -> None:
+        """``advertised_port``: the port clients are told to connect to (a TLS terminator in front of the
+        broker, in the secured-connection tests; Tansu 0.6.0's own ``--cert`` refuses ``--key``).
+        ``authentication``: Tansu requires a SASL login. ``security``: how :meth:`start` checks it serves.
+        """
         self.port = port or free_port()
-        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.advertised_port = advertised_port or self.port
+        self.bootstrap = f"127.0.0.1:{self.advertised_port}"
         self._log_path = log_path
+        self._authentication = authentication
+        self._security = security
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
+        self.start_unchecked()
+        try:
+            wait_until_serving(self.bootstrap, timeout_s, self._security)
+        except BaseException:
+            self.stop()
+            raise
+        assert self._proc is not None
+        log.info("embedded Tansu broker serving on %s (pid %d)", self.bootstrap, self._proc.pid)
+        return self
+
+    def start_unchecked(self) -> EmbeddedBroker:
+        """Start the process without waiting for it to answer (:meth:`start` waits)."""
         url = f"tcp://127.0.0.1:{self.port}"
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
         out = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         self._proc = subprocess.Popen(
@@ -92,9 +126,10 @@ class EmbeddedBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
                 "--storage-engine",
                 "memory://tansu/",
+                *(["--authentication"] if self._authentication else []),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -104,12 +139,6 @@ class EmbeddedBroker:
         )
         if out is not subprocess.DEVNULL:
             out.close()  # type: ignore[union-attr]
-        try:
-            wait_until_serving(self.bootstrap, timeout_s)
-        except BaseException:
-            self.stop()
-            raise
-        log.info("embedded Tansu broker serving on %s (pid %d)", self.bootstrap, self._proc.pid)
         return self
 
     @property
@@ -147,13 +176,16 @@ def ensure_topics(
     partitions: int,
     replication: int = 1,
     retention_ms: int | None = None,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created. Existing ones are left alone."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=10_000, **security.kafka_python()
+    )
     try:
         existing = set(admin.list_topics())
         configs = {"retention.ms": str(retention_ms)} if retention_ms else {}

@@ -303,7 +303,9 @@ async def serve(
     metrics = metrics or Metrics.create(REGISTRY)
     if not settings.webhook_secrets:
         log.warning("ENGAGE_WEBHOOK_SECRETS is empty: every webhook will be answered 404 (unknown source)")
-    publisher = await KafkaPublisher(bootstrap, ack_timeout_ms=settings.ingest_ack_timeout_ms).start()
+    publisher = await KafkaPublisher(
+        bootstrap, ack_timeout_ms=settings.ingest_ack_timeout_ms, security=settings.kafka_security
+    ).start()
     exposition = MetricsServer(
         metrics.registry, port=settings.ingest_metrics_port, host=settings.ingest_metrics_host
     )

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from streams.errors import BrokerUnavailable
 from streams.ingest.envelopes import DEFAULT_MAX_BYTES, Envelope
+from streams.kafka_security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +237,7 @@ class KafkaPublisher:
         linger_ms: int = 1,
         max_request_size: int = 2 * 1024 * 1024,
         idempotence: bool | None = None,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         """``idempotence``: ``True`` requires it, ``False`` never asks, ``None`` asks and falls back."""
         self._bootstrap = bootstrap
@@ -243,6 +245,7 @@ class KafkaPublisher:
         self._linger_ms = linger_ms
         self._max_request_size = max_request_size
         self._idempotence = idempotence
+        self._security = security
         self._producer: Any = None
         self.idempotent = False
         for name in ("aiokafka.producer.producer", "aiokafka.conn"):
@@ -263,6 +266,7 @@ class KafkaPublisher:
             request_timeout_ms=max(self._ack_timeout_ms // 2, 250),
             retry_backoff_ms=100,
             client_id="engage-ingest",
+            **self._security.aiokafka(),
         )
 
     async def start(self) -> KafkaPublisher:

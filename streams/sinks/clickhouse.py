@@ -1,6 +1,7 @@
 """The ClickHouse writer: ``write(SinkBatch)`` as one idempotent insert per table, over clickhouse-connect.
 
-Works unchanged with ``chdb:///path`` (embedded, the default) and ``http(s)://user:pass@host:8123/db``. The
+Works unchanged with ``chdb:///path`` (embedded, the default) and ``http(s)://user:pass@host:port/db`` (TLS
+options: :mod:`streams.sinks.clickhouse_dsn`). The
 database is the DSN's path (``?database=`` for chDB), ``engagement`` when the DSN names none; it is created
 by the migrations if missing.
 
@@ -26,11 +27,13 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlparse, urlunparse
 
 from streams.errors import ConfigError, EngageError, FatalSinkError, SinkUnavailable
+from streams.events import cluster_migrations_dir
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.sinks.base import SinkBatch
+from streams.sinks.clickhouse_dsn import cleartext_warning, client_kwargs, redact
 from streams.sinks.clickhouse_errors import CHDB_ENGINE_BUSY, FATAL, RETRYABLE, translate
-from streams.sinks.clickhouse_migrations import Migrator, quote_ident
+from streams.sinks.clickhouse_migrations import TTL_TABLES, Migrator, quote_ident
 from streams.sinks.rows import TABLES, TableSpec, dedup_token
 
 log = logging.getLogger(__name__)
@@ -69,20 +72,55 @@ def server_dsn(dsn: str) -> str:
     return urlunparse(parsed._replace(path="", query=query))
 
 
-def redact(dsn: str) -> str:
-    """The DSN with its password replaced, for messages and logs."""
-    parsed = urlparse(dsn)
-    if parsed.password is None:
-        return dsn
-    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)
-    return urlunparse(parsed._replace(netloc=netloc))
-
-
 def connect(dsn: str) -> Any:
-    """A clickhouse-connect client for ``dsn`` (no database selected). Raises driver exceptions."""
+    """A clickhouse-connect client for ``dsn`` (no database selected). Raises driver exceptions.
+
+    ``http(s)://`` DSNs are mapped by :func:`streams.sinks.clickhouse_dsn.client_kwargs` (the scheme decides
+    TLS, whatever the port); ``chdb://`` goes to clickhouse-connect as it is.
+    """
     import clickhouse_connect
 
-    return clickhouse_connect.get_client(dsn=server_dsn(dsn))
+    dsn = server_dsn(dsn)
+    if urlparse(dsn).scheme == "chdb":
+        return clickhouse_connect.get_client(dsn=dsn)
+    warning = cleartext_warning(dsn)
+    if warning:
+        log.warning(warning)
+    return clickhouse_connect.get_client(**client_kwargs(dsn))
+
+
+#: What an insert into the cluster schema's ``Distributed`` tables needs for effectively-once writes, set on
+#: every insert rather than trusted to the writer's user profile: the insert waits until every shard wrote
+#: its part (a failure reaches the worker, which retries the batch, instead of a background queue), so the
+#: shards' ``Replicated*`` tables see the ``insert_deduplication_token`` and drop a repeat
+#: (``deploy/clickhouse/README.md``, "Why it is correct").
+CLUSTER_INSERT_SETTINGS: dict[str, Any] = {"distributed_foreground_insert": 1, "insert_deduplicate": 1}
+
+#: A table whose engine tells the cluster schema (``Distributed``) from the single-server one.
+_MARKER_TABLE = "account_activity_1m"
+
+
+def holds_cluster_schema(client: Any, database: str) -> bool:
+    """Whether ``database`` holds the cluster schema (its tables are ``Distributed``)."""
+    rows = client.query(
+        "SELECT engine FROM system.tables WHERE database = {database:String} AND name = {table:String}",
+        parameters={"database": database, "table": _MARKER_TABLE},
+    ).result_rows
+    return bool(rows) and rows[0][0] == "Distributed"
+
+
+def migrator_for(client: Any, database: str, ttl_days: int | None, cluster: str | None) -> Migrator:
+    """The worker's migrations: the single-server schema, or the cluster DDL ``ON CLUSTER`` ``cluster``."""
+    if not cluster:
+        return Migrator(client, database, ttl_days=ttl_days)
+    return Migrator(
+        client,
+        database,
+        cluster_migrations_dir(),
+        ttl_days=ttl_days,
+        cluster=cluster,
+        ttl_tables=tuple(f"{table}_local" for table in TTL_TABLES),
+    )
 
 
 def describe(settings: Settings) -> str:
@@ -148,7 +186,12 @@ class ClickHouseSink:
         migrator: Callable[[Any], Migrator] | None = None,
         clock: Callable[[], float] = time.perf_counter,
         owns_client: bool = True,
+        cluster: str | None = None,
+        refuse_cluster_schema: bool = False,
     ) -> None:
+        """``cluster``: the tables are ``Distributed`` over this cluster (inserts then carry
+        :data:`CLUSTER_INSERT_SETTINGS`). ``refuse_cluster_schema``: stop, at the first connection, if the
+        database holds the cluster schema (the single-server migrations were about to run on it)."""
         if score_half_life_ms <= 0:
             raise ConfigError("score half-life must be positive")
         self._connect = connect
@@ -158,6 +201,9 @@ class ClickHouseSink:
         self._migrator = migrator
         self._clock = clock
         self._owns_client = owns_client
+        self.cluster = cluster
+        self._refuse_cluster_schema = refuse_cluster_schema
+        self._insert_settings: dict[str, Any] = dict(CLUSTER_INSERT_SETTINGS) if cluster else {}
         self._client: Any = None
         self._types: dict[str, Any] = {}
         # The tables the latest batch token was already inserted into: its retry after a partial
@@ -169,13 +215,16 @@ class ClickHouseSink:
     def from_settings(
         cls, settings: Settings, metrics: Metrics, *, migrate: bool | None = None
     ) -> ClickHouseSink:
-        """The worker's writer: ``CLICKHOUSE_DSN`` (or the embedded chDB), migrating first if configured."""
+        """The worker's writer: ``CLICKHOUSE_DSN`` (or the embedded chDB), migrating first if configured:
+        the cluster DDL ``ON CLUSTER`` when ``ENGAGE_CLICKHOUSE_CLUSTER`` names one, else the single-server
+        schema, which is refused on a database that holds the cluster schema."""
         return cls.from_dsn(
             settings.effective_clickhouse_dsn,
             metrics,
             score_half_life_ms=settings.window_ms // 4,
             migrate=settings.migrate_on_start if migrate is None else migrate,
             ttl_days=ttl_days(settings),
+            cluster=settings.clickhouse_cluster or None,
         )
 
     @classmethod
@@ -187,6 +236,7 @@ class ClickHouseSink:
         score_half_life_ms: int,
         migrate: bool = False,
         ttl_days: int | None = None,
+        cluster: str | None = None,
     ) -> ClickHouseSink:
         """A writer for ``dsn``; connects (and migrates, if asked) on first use."""
         database = database_of(dsn)
@@ -196,7 +246,9 @@ class ClickHouseSink:
             database,
             metrics,
             score_half_life_ms=score_half_life_ms,
-            migrator=(lambda client: Migrator(client, database, ttl_days=ttl_days)) if migrate else None,
+            migrator=(lambda client: migrator_for(client, database, ttl_days, cluster)) if migrate else None,
+            cluster=cluster,
+            refuse_cluster_schema=migrate and not cluster,
         )
 
     @classmethod
@@ -230,6 +282,24 @@ class ClickHouseSink:
             client = self._connect()
         except Exception as exc:
             raise translate(exc, f"connect to ClickHouse (database {self.database})") from exc
+        if self.cluster is None:
+            try:
+                cluster_schema = holds_cluster_schema(client, self.database)
+            except Exception as exc:
+                if self._owns_client:
+                    client.close()
+                raise translate(exc, f"reading the schema of database {self.database}") from exc
+            if cluster_schema and self._refuse_cluster_schema:
+                if self._owns_client:
+                    client.close()
+                raise FatalSinkError(
+                    f"database {self.database} holds the ClickHouse cluster schema (Distributed tables), but "
+                    "ENGAGE_CLICKHOUSE_CLUSTER is empty, so this worker would apply the single-server "
+                    "migrations to it. Set ENGAGE_CLICKHOUSE_CLUSTER to the cluster name (the worker then "
+                    "applies deploy/clickhouse/cluster ON CLUSTER), or ENGAGE_MIGRATE_ON_START=false"
+                )
+            if cluster_schema:  # told nothing, but inserting into Distributed tables: keep the guarantee
+                self._insert_settings = dict(CLUSTER_INSERT_SETTINGS)
         if self._migrator is not None:
             try:
                 result = self._migrator(client).migrate()
@@ -291,7 +361,10 @@ class ClickHouseSink:
                 database=self.database,
                 column_types=self._column_types(client, spec),
                 column_oriented=True,
-                settings={"insert_deduplication_token": dedup_token(token, spec.name)},
+                settings={
+                    "insert_deduplication_token": dedup_token(token, spec.name),
+                    **self._insert_settings,
+                },
             )
         except Exception as exc:
             error = translate(exc, what)

@@ -27,6 +27,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from streams import topics
 from streams.engagement import PartitionEngine, Rule
 from streams.errors import WriteFenced
 from streams.metrics import Metrics
@@ -36,6 +37,7 @@ from streams.sinks.backoff import Backoff
 from streams.sinks.base import Sink
 from streams.worker import fast_recovery, group_lease, highwater, recovery_gate
 from streams.worker.bulk import ChangelogBuffer, Record, send_records
+from streams.worker.changelog_names import prefixed_table
 from streams.worker.dedup_log import DEDUP_PREFIX
 from streams.worker.drop_wiring import register_stage2
 from streams.worker.lease import Lease
@@ -234,13 +236,19 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
     app = faust.App(
         settings.consumer_group,
         broker=[f"kafka://{host.strip()}" for host in bootstrap.split(",")],
+        broker_credentials=settings.kafka_security.faust_credentials(),
+        # Changelog topics are named with ENGAGE_TOPIC_PREFIX first, like every topic of the application.
+        Table=prefixed_table(settings.topic_prefix),
+        # Faust's leader-election topic (`<app id>-__assignor-__leader`, unprefixed) serves only leader-only
+        # timers, which the worker has none of: without it, every topic the worker uses is one of ours.
+        topic_disable_leader=True,
         store=settings.state_store,
         datadir=str(settings.data_dir / "faust"),
         web_enabled=False,
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=partitions,
-        topic_replication_factor=settings.topic_replication,
+        topic_replication_factor=max(topics.replication(settings), 1),  # streams.topics creates them first
         producer_acks=-1,
         # Faust's defaults (60 s) make a group join take ~30 s on Tansu; 10 s measured ~5 s.
         broker_session_timeout=SESSION_TIMEOUT_S,
@@ -267,9 +275,11 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
     runtime.lease.limit_s = SESSION_TIMEOUT_S * LEASE_FRACTION
     group_lease.install(app, runtime.lease)
     runtime.request_rejoin = lambda: group_lease.request_rejoin(app)
-    highwater.install(app.consumer, bootstrap)
+    highwater.install(app.consumer, bootstrap, settings.kafka_security)
     _shorten_fetch_wait(app.consumer, FETCH_MAX_WAIT_MS)
-    fast_recovery.install(app, bootstrap)  # changelogs read by a plain consumer, not record by record
+    fast_recovery.install(
+        app, bootstrap, settings.kafka_security
+    )  # changelogs read by a plain consumer, not record by record
     recovery_gate.install(app)  # a backlog delivered while Faust finishes recovery is not dropped
     source = app.topic(*settings.topics.interactions, key_type=bytes, value_type=bytes)
     table = app.Table(

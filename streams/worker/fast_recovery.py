@@ -41,6 +41,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.kafka_security import PLAINTEXT, KafkaSecurity
+
 log = logging.getLogger(__name__)
 
 # Large fetches: the changelog is read once, as fast as the broker serves it.
@@ -71,6 +73,7 @@ async def read_changelog(
     targets: Mapping[Any, tuple[int, int]],
     apply: Callable[[Any, list[Change]], bool],
     deadline_s: float,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> dict[Any, int]:
     """Read each ``tp`` of ``targets`` (``tp → (last applied, last wanted)`` offsets) and hand its records
     to ``apply`` in fetched batches, in offset order.
@@ -91,6 +94,7 @@ async def read_changelog(
         auto_offset_reset="earliest",
         fetch_max_bytes=FETCH_MAX_BYTES,
         max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
+        **security.aiokafka(),
     )
     await consumer.start()
     try:
@@ -134,7 +138,7 @@ def eligible(table: Any, conf: Any) -> bool:
     )
 
 
-def install(app: Any, bootstrap: str) -> None:
+def install(app: Any, bootstrap: str, security: KafkaSecurity = PLAINTEXT) -> None:
     """Read eligible tables' active changelog partitions ourselves at every recovery (see module doc)."""
     recovery = app.tables.recovery
     build_offsets = recovery._build_offsets
@@ -143,12 +147,14 @@ def install(app: Any, bootstrap: str) -> None:
         await build_offsets(consumer, tps, destination, title)
         if destination is not recovery.active_offsets:
             return  # standbys: Faust's
-        await preload(recovery, app.conf, bootstrap, set(tps))
+        await preload(recovery, app.conf, bootstrap, set(tps), security)
 
     recovery._build_offsets = _build_offsets
 
 
-async def preload(recovery: Any, conf: Any, bootstrap: str, tps: set[Any]) -> None:
+async def preload(
+    recovery: Any, conf: Any, bootstrap: str, tps: set[Any], security: KafkaSecurity = PLAINTEXT
+) -> None:
     offsets = recovery.active_offsets
     highwaters = recovery.active_highwaters
     targets: dict[Any, tuple[int, int]] = {}
@@ -181,7 +187,7 @@ async def preload(recovery: Any, conf: Any, bootstrap: str, tps: set[Any]) -> No
     started = time.monotonic()
     deadline = 0.8 * float(conf.broker_request_timeout)  # Faust cancels this step after the full timeout
     try:
-        await read_changelog(bootstrap, targets, apply, deadline)
+        await read_changelog(bootstrap, targets, apply, deadline, security)
     except Exception:  # never fail the recovery: Faust reads whatever is left from active_offsets
         log.exception("plain changelog read failed after %d records; Faust reads the rest", applied)
     elapsed = time.monotonic() - started

@@ -17,16 +17,20 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.kafka_security import PLAINTEXT, KafkaSecurity
+
 log = logging.getLogger(__name__)
 
 
 async def fetched_highwaters(
-    bootstrap: str, partitions: Iterable[Any], timeout_s: float = 10.0
+    bootstrap: str, partitions: Iterable[Any], timeout_s: float = 10.0, security: KafkaSecurity = PLAINTEXT
 ) -> dict[Any, int]:
     wanted = {TopicPartition(tp.topic, tp.partition): tp for tp in partitions}
     if not wanted:
         return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **security.aiokafka()
+    )
     await consumer.start()
     try:
         consumer.assign(list(wanted))
@@ -51,10 +55,10 @@ async def fetched_highwaters(
         await consumer.stop()
 
 
-def install(consumer: Any, bootstrap: str) -> None:
+def install(consumer: Any, bootstrap: str, security: KafkaSecurity = PLAINTEXT) -> None:
     """Make a Faust consumer's ``highwaters()`` (used by table recovery) read fetch high-waters."""
 
     async def highwaters(*partitions: Any) -> dict[Any, int]:
-        return await fetched_highwaters(bootstrap, partitions)
+        return await fetched_highwaters(bootstrap, partitions, security=security)
 
     consumer.highwaters = highwaters

@@ -149,3 +149,24 @@ def test_drop_stage_takes_over_its_partitions_once_their_tables_are_recovered(
 
     asyncio.run(rebalance())
     assert taken == [{0, 2}]
+
+
+def test_faust_changelog_topics_carry_the_topic_prefix(tmp_path: Path) -> None:
+    """Before: Faust named changelogs ``<app id>-<table>-changelog``, outside a prefix-scoped ACL."""
+    from streams.topics import changelog_topics
+
+    settings = Settings.from_env({"ENGAGE_DATA_DIR": str(tmp_path), "ENGAGE_TOPIC_PREFIX": "prod."})
+
+    async def build() -> set[str]:
+        runtime = WorkerRuntime(settings, Metrics.create(CollectorRegistry()), MemorySink())
+        app = create_app(settings, "localhost:1", runtime)
+        return {table.changelog_topic.get_topic_name() for table in app.tables.values()}
+
+    names = asyncio.run(build())
+    assert names == set(changelog_topics(settings))
+    # and no unprefixed leader-election topic either
+    assert create_app(settings, "localhost:1", _runtime(tmp_path)).conf.topic_disable_leader
+    assert names == {
+        "prod.engagement-streams-engagement-state-changelog",
+        "prod.engagement-streams-drop-state-changelog",
+    }

@@ -1,6 +1,7 @@
 """``engage``: the command line. Each sub-command lives in ``streams/commands/<name>.py``.
 
-Settings are read from the environment once, here, and handed to the command.
+Settings are read from the environment once, here, and handed to the command. What users see is
+:data:`DESCRIPTION` and :data:`EPILOG`, not this docstring.
 """
 
 from __future__ import annotations
@@ -16,16 +17,51 @@ from streams.settings import Settings
 
 # Sub-command modules, in the order `engage --help` lists them. Each has `register(subparsers)`
 # which adds its parser and sets `func(args, settings) -> int`.
-COMMANDS = ("broker", "send", "ingest", "worker", "generate", "replay", "db", "report", "demo")
+COMMANDS = ("demo", "ingest", "worker", "report", "dlq", "db", "send", "replay", "generate", "broker")
+
+DESCRIPTION = """\
+Find out which followers are actually engaged with an account, as it happens.
+
+engage turns social-platform webhooks into per-follower engagement: who is engaged (3 substantive
+comments or shares within 30 days, by default), who lapsed, each follower's engagement score, and an
+alert when an account's engagement drops.\
+"""
+
+EPILOG = """\
+Start here:
+  engage demo                          the whole pipeline on this machine, with generated traffic
+  engage report --account ID           one account's engaged followers, ratio, advocates, activity
+  engage dlq summary                   events the pipeline refused, and why
+
+Configuration comes from environment variables (KAFKA_BOOTSTRAP_SERVERS, CLICKHOUSE_DSN, ENGAGE_*);
+see the README's configuration table. `engage COMMAND --help` explains each command.\
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="engage", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="engage",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"streams.commands.{name}").register(sub)
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version (``pyproject.toml``)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("engagement-streams")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

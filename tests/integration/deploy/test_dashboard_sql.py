@@ -38,7 +38,11 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "Followers becoming engaged / lapsing": ["time", "engaged", "lapsed"],
     "Engaged followers per account": ["account_id", "engaged_followers", "followers", "ratio"],
     "Top advocates": ["actor_id", "platform", "score", "interactions", "engaged"],
-    "Posts nobody answers": ["post_id", "platform", "likes", "comments", "shares", "last_activity"],
+    "Posts nobody answered": ["post_id", "platform", "likes", "comments", "shares", "last_activity"],
+    "Engaged followers and ratio per day": ["time", "engaged", "ratio"],
+    "Comments and shares from the top 20% of followers": ["top20_share"],
+    "Followers who never went beyond likes and follows": ["never_beyond_likes"],
+    "Active share in range": ["active_share"],
     "Open alerts (all accounts)": ["account_id", "kind", "opened_at", "observed", "baseline"],
     "Alert history": ["at", "kind", "state", "observed", "baseline", "opened_at"],
     "Recent transitions": ["at", "actor_id", "platform", "kind", "count"],
@@ -177,7 +181,15 @@ def test_answers_on_the_seeded_data(ch_client: Any, dashboard_db: str) -> None:
     assert [r[1:] for r in rows("Active vs passive interactions")] == [(5, 15), (4, 6), (1, 2)]
     assert [r[0] for r in rows("Engaged followers per account")] == ["acme", "beta"]
     assert [r[0] for r in rows("Top advocates")] == ["alice", "bob", "carol"]
-    assert [r[0] for r in rows("Posts nobody answers")] == ["p-liked-only"]
+    assert [r[0] for r in rows("Posts nobody answered")] == ["p-liked-only"]
+    # End of the last day: alice and bob engaged, carol lapsed; 100 + 5 follows - 1 unfollow.
+    *_, (_, engaged_today, ratio_today) = rows("Engaged followers and ratio per day")
+    assert (engaged_today, ratio_today) == (1, pytest.approx(1 / 104))
+    assert rows("Comments and shares from the top 20% of followers") == [(1.0,)]  # 21 of 104 > 3
+    ((never,),) = rows("Followers who never went beyond likes and follows")
+    assert never == pytest.approx(1 - 3 / 104)  # alice, bob and carol have scores
+    ((active_share,),) = rows("Active share in range")
+    assert active_share == pytest.approx(10 / 33)
     assert [(r[0], r[1]) for r in rows("Open alerts (all accounts)")] == [("acme", "drop")]
     assert [r[3] for r in rows("Recent transitions")] == ["lapsed", "engaged", "engaged"]
     assert rows("$account") == [("acme",), ("beta",)]

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
 from streams.errors import ConfigError, EngageError
 from streams.settings import Settings
+from streams.version import package_version
 
 # Sub-command modules, in the order `engage --help` lists them. Each has `register(subparsers)`
 # which adds its parser and sets `func(args, settings) -> int`.
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
@@ -53,23 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def version() -> str:
-    """The installed distribution's version (``pyproject.toml``)."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as dist_version
-
-    try:
-        return dist_version("engagement-streams")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env()
+        configure_logging(settings, args)
         result: int = args.func(args, settings)
         return result
     except ConfigError as exc:
@@ -80,6 +68,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def configure_logging(settings: Settings, args: argparse.Namespace) -> None:
+    """``ENGAGE_LOG_LEVEL`` / ``ENGAGE_LOG_FORMAT``; ``-v`` (info) and ``-vv`` (debug) raise the level."""
+    from streams.logs import configure, secret_values
+
+    levels = ("debug", "info", "warning", "error", "critical")
+    level = settings.log_level
+    if args.verbose:
+        level = min(level, ("info", "debug")[min(args.verbose, 2) - 1], key=levels.index)
+    configure(
+        level=level,
+        fmt=settings.log_format,
+        component=args.command,
+        secrets=secret_values(
+            settings.webhook_secrets.values(), settings.meta_verify_token, settings.clickhouse_dsn
+        ),
+    )
 
 
 if __name__ == "__main__":

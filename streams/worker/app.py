@@ -187,6 +187,7 @@ class WorkerRuntime:
         if due:
             self.last_flush = time.monotonic()
             self.metrics.commits.inc()
+            self.metrics.last_commit.set_to_current_time()
             self.metrics.tracked_pairs.set(sum(r.engine.tracked_pairs for r in self.runners.values()))
             self.metrics.engaged_followers.set(sum(r.engine.engaged_pairs for r in self.runners.values()))
 

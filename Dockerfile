@@ -24,5 +24,10 @@ USER engage
 ENV ENGAGE_DATA_DIR=/var/lib/engage
 EXPOSE 8080 9108
 
+# A worker's /healthz fails when its event loop stops running; ingest's when it stops answering.
+# start-period: a worker reads its state's changelogs before it serves traffic (minutes for large state).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=4 \
+    CMD ["python", "-m", "streams.healthcheck"]
+
 ENTRYPOINT ["engage"]
 CMD ["--help"]

@@ -106,11 +106,12 @@ def _render_participation(console: Any, report: Any) -> None:
     part = report.participation
     if part is None:
         return
-    table = Table(title="participation", show_header=False)
-    table.add_row("followers who ever commented or shared", f"{part.interacting_followers:,}")
+    table = Table(title="participation in the period", show_header=False)
+    table.add_row("followers who commented or shared", f"{part.participating_followers:,}")
+    table.add_row("substantive interactions", f"{part.substantive_interactions:,}")
     table.add_row(
-        f"share of comments and shares from the top 20% ({part.top_followers:,} of {part.followers_basis})",
-        _share(part.top20_interaction_share),
+        f"share of them from the top 20% of followers ({part.top_followers:,} of {part.followers_basis})",
+        _share(part.top20_substantive_share),
     )
     table.add_row("share of engagement score held by the top 20%", _share(part.top20_score_share))
     table.add_row(

@@ -5,11 +5,10 @@ defaults it to the account's latest event time (:func:`latest_event_ms`), not th
 is what the pipeline measures, and a replay or the demo (event time 3,600x faster than wall time) would
 otherwise show every score decayed to nothing.
 
-**Participation** is measured from the scores table, which has one row per (account, follower) who ever
-commented or shared (with the default ``ENGAGE_LIKE_WEIGHT=0`` likes and follows make no score row):
-``interactions`` is that follower's comments and shares counted into the score, ``score`` their
-valuable engagement. The top 20% are 20% of the account's followers (the baseline count), or of the
-followers with a score when there is no baseline.
+**Participation** comes from ``v_follower_activity_1d`` (each follower's comments and shares, and how many
+were substantive, per UTC day): the share of the period's substantive interactions that came from the top
+20% of followers, 20% of the account's followers (the baseline count) or, without a baseline, of the
+followers who commented or shared in the period; and the share of followers who never commented or shared.
 """
 
 from __future__ import annotations
@@ -56,12 +55,13 @@ class UnansweredPost:
 
 @dataclass(frozen=True)
 class Participation:
-    followers: int | None  # what the top 20% is a fifth of: the baseline count, else the scored followers
-    followers_basis: str  # "baseline" | "followers who commented or shared"
+    followers: int | None  # what the top 20% is a fifth of: the baseline count, else those who took part
+    followers_basis: str  # "baseline" | "followers who commented or shared in the period"
     top_followers: int  # ceil(20% of followers)
-    interacting_followers: int  # followers with a score: ever commented or shared
-    top20_interaction_share: float | None  # share of comments and shares from the top 20%
-    top20_score_share: float | None  # share of the valuable-engagement score held by the top 20%
+    participating_followers: int  # followers who commented or shared in the period
+    substantive_interactions: int  # in the period
+    top20_substantive_share: float | None  # share of the period's substantive interactions from the top 20%
+    top20_score_share: float | None  # share of the valuable-engagement score held by the top 20% of scores
     never_beyond_likes_share: float | None  # followers who never commented or shared (needs a baseline)
 
 
@@ -175,7 +175,7 @@ def account_report(
         unanswered_posts=unanswered_count,
         unanswered=unanswered,
         participation=_participation(
-            client, db, account_id, now_ms, None if followers is None else int(followers)
+            client, db, account_id, since_ms, now_ms, None if followers is None else int(followers)
         ),
         trend=_trend(rows, db, None if baseline is None else int(baseline), baseline_at, since_ms, now_ms),
     )
@@ -196,40 +196,60 @@ def _unanswered(rows: Any, db: str, top: int) -> tuple[int, list[UnansweredPost]
 
 
 def _participation(
-    client: Any, db: str, account_id: str, as_of_ms: int, followers: int | None
+    client: Any, db: str, account_id: str, since_ms: int, as_of_ms: int, followers: int | None
 ) -> Participation:
-    params = {"account": account_id, "now": as_of_ms}
-    ((scored,),) = client.query(
-        f"SELECT count() FROM {db}.v_top_advocates WHERE account_id = {{account:String}}",
-        parameters=params,
-    ).result_rows
-    scored = int(scored)
-    basis = followers if followers is not None else scored
+    """Concentration from ``v_follower_activity_1d`` (comments and shares per follower and UTC day, so
+    the period is whole days: from the day of ``since_ms`` to the day of ``as_of_ms``)."""
+    params = {"account": account_id, "now": as_of_ms, "since": since_ms // 1000, "until": as_of_ms // 1000}
+
+    def one(sql: str, **extra: Any) -> tuple[Any, ...]:
+        rows: list[tuple[Any, ...]] = client.query(sql, parameters={**params, **extra}).result_rows
+        return rows[0]
+
+    per_follower = (
+        "SELECT actor_id, sum(substantive) AS s, sum(active) AS a "
+        f"FROM {db}.v_follower_activity_1d WHERE account_id = {{account:String}} "
+        "AND day >= toStartOfDay(toDateTime({since:Int64}, 'UTC')) "
+        "AND day <= toDateTime({until:Int64}, 'UTC') "
+        "GROUP BY actor_id HAVING a > 0"
+    )
+    participating, substantive = (int(v or 0) for v in one(f"SELECT count(), sum(s) FROM ({per_follower})"))
+    basis = followers if followers is not None else participating
     top = math.ceil(0.2 * basis) if basis else 0
-    shares: tuple[float | None, float | None] = (None, None)
-    if scored and top:
-        ((total_n, top_n, total_s, top_s),) = client.query(
-            "SELECT sum(interactions), arraySum(arraySlice(arrayReverseSort(groupArray(interactions)), 1, "
-            "{top:UInt64})), sum(d), arraySum(arraySlice(arrayReverseSort(groupArray(d)), 1, {top:UInt64})) "
-            "FROM (SELECT interactions, "
-            "score * exp2(-greatest(0, {now:Int64} - toUnixTimestamp64Milli(as_of)) / half_life_ms) AS d "
-            f"FROM {db}.v_top_advocates WHERE account_id = {{account:String}})",
-            parameters={**params, "top": top},
-        ).result_rows
-        shares = (
-            float(top_n) / float(total_n) if total_n else None,
-            float(top_s) / float(total_s) if total_s else None,
+    top_substantive = None
+    if substantive and top:
+        (top_sum,) = one(
+            "SELECT arraySum(arraySlice(arrayReverseSort(groupArray(s)), 1, {top:UInt64})) "
+            f"FROM ({per_follower})",
+            top=top,
         )
+        top_substantive = float(top_sum) / substantive
+    top_score = None
+    if top:
+        total_s, top_s = one(
+            "SELECT sum(d), arraySum(arraySlice(arrayReverseSort(groupArray(d)), 1, {top:UInt64})) "
+            "FROM (SELECT score * exp2(-greatest(0, {now:Int64} - toUnixTimestamp64Milli(as_of)) "
+            f"/ half_life_ms) AS d FROM {db}.v_top_advocates WHERE account_id = {{account:String}})",
+            top=top,
+        )
+        top_score = float(top_s) / float(total_s) if total_s else None
     never = None
     if followers:
-        never = max(0.0, 1.0 - scored / followers)
+        (ever,) = one(
+            f"SELECT uniqExact(actor_id) FROM {db}.v_follower_activity_1d "
+            "WHERE account_id = {account:String} AND active > 0 AND day <= toDateTime({until:Int64}, 'UTC')"
+        )
+        never = max(0.0, 1.0 - int(ever) / followers)
     return Participation(
         followers=basis if basis else None,
-        followers_basis="baseline" if followers is not None else "followers who commented or shared",
+        followers_basis="baseline"
+        if followers is not None
+        else "followers who commented or shared in the period",
         top_followers=top,
-        interacting_followers=scored,
-        top20_interaction_share=shares[0],
-        top20_score_share=shares[1],
+        participating_followers=participating,
+        substantive_interactions=substantive,
+        top20_substantive_share=top_substantive,
+        top20_score_share=top_score,
         never_beyond_likes_share=never,
     )
 

@@ -279,6 +279,7 @@ class PartitionRunner:
             outputs.post_minutes,
             outputs.scores,
             outputs.alerts,
+            follower_days=outputs.follower_days,
         )
         if sink_turn is None:
             await _write_with_retry(sink, batch, backoff, self.metrics, on_paused)

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from streams.commands import report
-from streams.engagement.model import AccountMinute, FollowerScore
+from streams.engagement.model import AccountMinute, FollowerDay, FollowerScore
 from streams.settings import Settings
 from streams.sinks.base import SinkBatch
 from streams.sinks.clickhouse import ClickHouseSink
@@ -90,9 +90,10 @@ def test_report_json(
         "participation": {
             "followers": 105,
             "followers_basis": "baseline",
-            "top_followers": 21,
-            "interacting_followers": 2,
-            "top20_interaction_share": 1.0,
+            "top_followers": 21,  # more than took part: all of it comes from the top 20%
+            "participating_followers": 2,  # u1 and u9 commented
+            "substantive_interactions": 5,
+            "top20_substantive_share": 1.0,
             "top20_score_share": 1.0,
             "never_beyond_likes_share": pytest.approx(1 - 2 / 105),
         },
@@ -140,9 +141,14 @@ def test_report_answers_the_product_questions(
                 AccountMinute("solo", "x", d0 + 2 * DAY + HOUR, likes=9, passive=9, active=1, lapsed=1),
                 AccountMinute("fans", "x", d0 + HOUR, active=5, passive=5),
             ],
-            # Ten followers who commented, 1..10 interactions each; the score as much, as of the latest
-            # event time. With no baseline the top 20% are 2 of those 10: (10 + 9) / 55.
+            # Ten followers who commented, 1..10 substantive interactions each (and one one-word comment
+            # each); the score as much, as of the latest event time. With no baseline the top 20% are 2
+            # of those 10: (10 + 9) / 55.
             scores=[FollowerScore("fans", f"f{n}", "x", float(n), latest, n) for n in range(1, 11)],
+            follower_days=[
+                FollowerDay("fans", f"f{n}", "x", d0 + 2 * DAY, substantive=n, active=n + 1)
+                for n in range(1, 11)
+            ],
         )
     )
     baseline = ["account_id", "followers", "updated"]
@@ -154,21 +160,25 @@ def test_report_answers_the_product_questions(
     assert solo["active_share"] == pytest.approx(4 / 20)
     assert [(t["engaged_followers"], t["followers"]) for t in solo["trend"]] == [(2, 110), (2, 111), (1, 111)]
     assert solo["trend"][2]["ratio"] == pytest.approx(1 / 111)
-    assert solo["participation"]["never_beyond_likes_share"] == 1.0  # nobody commented: no score rows
+    assert solo["participation"]["never_beyond_likes_share"] == 1.0  # nobody ever commented or shared
 
     assert _run(chdb_path, ch_database, "--account", "fans", "--json") == 0
     fans = orjson.loads(capsys.readouterr().out)
     assert fans["as_of_ms"] == latest
     assert fans["top_advocates"][0]["score_now"] == pytest.approx(10.0)  # not decayed to the wall clock
     part = fans["participation"]
-    assert (part["followers"], part["top_followers"], part["interacting_followers"]) == (10, 2, 10)
-    assert part["top20_interaction_share"] == pytest.approx(19 / 55)
+    assert (part["followers"], part["top_followers"], part["participating_followers"]) == (10, 2, 10)
+    assert part["substantive_interactions"] == 55
+    assert part["top20_substantive_share"] == pytest.approx(19 / 55)
     assert part["top20_score_share"] == pytest.approx(19 / 55)
     assert part["never_beyond_likes_share"] is None  # needs a follower count
 
     later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((latest + fx.HALF_LIFE) / 1000))
     assert _run(chdb_path, ch_database, "--account", "fans", "--json", "--as-of", later) == 0
     assert orjson.loads(capsys.readouterr().out)["top_advocates"][0]["score_now"] == pytest.approx(5.0)
+    before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((d0 + 2 * DAY - 1) / 1000))
+    assert _run(chdb_path, ch_database, "--account", "fans", "--json", "--as-of", before) == 0
+    assert orjson.loads(capsys.readouterr().out)["participation"]["participating_followers"] == 0
     assert _run(chdb_path, ch_database, "--account", "fans", "--json", "--as-of", "now") == 0
     assert orjson.loads(capsys.readouterr().out)["as_of_ms"] == fx.NOW_MS  # the test's clock
     assert _run(chdb_path, ch_database, "--account", "solo") == 0

@@ -26,6 +26,7 @@ import orjson
 #: Context keys a log call may pass with ``extra=`` that the JSON format writes as fields.
 CONTEXT_KEYS = (
     "partition",
+    "platform",
     "partitions",
     "topic",
     "events",

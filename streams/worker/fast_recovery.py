@@ -192,4 +192,5 @@ async def preload(recovery: Any, conf: Any, bootstrap: str, tps: set[Any]) -> No
         elapsed,
         applied / elapsed if elapsed > 0 else 0.0,
         "" if not recovery.need_recovery() else "; Faust reads the rest",
+        extra={"count": applied, "partitions": len(targets), "duration_s": round(elapsed, 3)},
     )

@@ -106,6 +106,7 @@ class PartitionRunner:
                 partition,
                 meta.pending_seq,
                 meta.pending,
+                extra={"partition": partition},
             )
         else:
             engine.flush_seq = meta.flush_seq
@@ -327,6 +328,7 @@ class PartitionRunner:
                 self.topic_watermark,
                 self.position,
                 self.highwater,
+                extra={"partition": self.partition, "events": self.late_in_interval, "reason": "late"},
             )
             self.late_in_interval = 0
         # 3. actor states, then the dedup hashes, then progress. The order matters: a crash keeps a

@@ -188,7 +188,8 @@ def run(args: argparse.Namespace, settings: Settings, clock: Callable[[], float]
         return 0
     if command == "export":
         return _export(args, picked)
-    return _redrive(args, settings, [(letter.ref, letter.original) for letter in picked])
+    platform_payloads = {letter.ref for letter in picked if letter.source_topic.startswith("webhook:")}
+    return _redrive(args, settings, [(letter.ref, letter.original) for letter in picked], platform_payloads)
 
 
 def _summary(args: argparse.Namespace, picked: list[DeadLetter], total: int) -> int:
@@ -251,13 +252,22 @@ def _redrive_file(args: argparse.Namespace, settings: Settings) -> int:
     return _redrive(args, settings, originals)
 
 
-def _redrive(args: argparse.Namespace, settings: Settings, originals: list[tuple[str, bytes]]) -> int:
+def _redrive(
+    args: argparse.Namespace,
+    settings: Settings,
+    originals: list[tuple[str, bytes]],
+    platform_payloads: frozenset[str] | set[str] = frozenset(),
+) -> int:
     from streams.dlq_topic import newest_event_ms
 
     newest = newest_event_ms(settings.kafka_bootstrap_servers, settings.topics.interactions)
     plan = plan_redrive(originals, newest_event_ms=newest, allowed_lateness_ms=settings.allowed_lateness_ms)
     for label, error in plan.invalid:
-        print(f"{label}: still invalid, not sent: {error.reason}: {error}", file=sys.stderr)
+        hint = ""
+        if label in platform_payloads:
+            # The webhook service dead-letters what it could not map: a platform's payload, not an event.
+            hint = " (a platform's webhook payload: post it to the webhook again once the adapter is fixed)"
+        print(f"{label}: still invalid, not sent: {error.reason}: {error}{hint}", file=sys.stderr)
     to_send = plan.ready + (plan.beyond_horizon if args.include_late else [])
     if plan.beyond_horizon:
         print(

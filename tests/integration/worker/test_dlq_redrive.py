@@ -13,6 +13,7 @@ import orjson
 from streams.embedded.broker import EmbeddedBroker
 from streams.events import Interaction
 from streams.partitioning import partition_for
+from streams.producer import dlq_record
 from streams.runtime import create_topics
 from streams.settings import Settings
 from tests.integration.worker.harness import REPO_ROOT, WorkerEnv, WorkerProcess, read_topic, wait_for
@@ -68,13 +69,24 @@ def test_dead_letters_listed_fixed_redriven_and_counted_once(broker: EmbeddedBro
                 ],
             )
         )
-        read_topic(broker.bootstrap, topics.dlq, 60, until=lambda records: len(records) >= 3)
+        # What the webhook service dead-letters: a platform payload it could not map.
+        webhook_payload = dlq_record(
+            "unmappable", "entry without a page id", b'{"object":"page","entry":[{}]}',
+            {"platform": "meta", "source": "meta", "received_at": 1.0},
+        )  # fmt: skip
+        asyncio.run(_produce(broker.bootstrap, [(topics.dlq, 0, b"meta", webhook_payload)]))
+        read_topic(broker.bootstrap, topics.dlq, 60, until=lambda records: len(records) >= 4)
 
         summary = _engage(cfg, "summary", "--json")
         assert summary.returncode == 0, summary.stderr
         doc = orjson.loads(summary.stdout)
-        assert doc["total"] == 3 and doc["by_reason"] == {"schema": 2, "late": 1}, doc
-        assert doc["by_source_topic"] == {topics.comment: 3} and doc["by_platform"] == {"x": 3}
+        assert doc["total"] == 4 and doc["by_reason"] == {"schema": 2, "late": 1, "unmappable": 1}, doc
+        assert doc["by_source_topic"] == {topics.comment: 3, "webhook:meta": 1}
+        assert doc["by_platform"] == {"x": 3, "meta": 1}
+        recent = _engage(cfg, "list", "--since", "10m", "--json").stdout.splitlines()
+        assert len(recent) == 4 and _engage(cfg, "list", "--until", "10m", "--json").stdout == ""
+        meta = _engage(cfg, "redrive", "--platform", "meta")
+        assert meta.returncode == 1 and "platform's webhook payload" in meta.stderr, meta
 
         listing = _engage(cfg, "list", "--reason", "schema", "--json")
         rows = [orjson.loads(line) for line in listing.stdout.splitlines()]

@@ -34,10 +34,10 @@ WORKDIR /var/lib/engage
 ENV ENGAGE_DATA_DIR=/var/lib/engage
 EXPOSE 8080 9108
 
-# The ingest service answers /healthz on 8080, a worker /metrics on 9108: healthy if either answers
-# (`docker run --no-healthcheck` or a compose `healthcheck:` for one-off commands such as `db migrate`).
-HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request as u\nfor url in ('http://127.0.0.1:8080/healthz', 'http://127.0.0.1:9108/metrics'):\n    try:\n        u.urlopen(url, timeout=3)\n        sys.exit(0)\n    except Exception:\n        pass\nsys.exit(1)"]
+# A worker's /healthz fails when its event loop stops running; ingest's when it stops answering.
+# start-period: a worker reads its state's changelogs before it serves traffic (minutes for large state).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=4 \
+    CMD ["python", "-m", "streams.healthcheck"]
 
 ENTRYPOINT ["engage"]
 CMD ["--help"]

@@ -42,6 +42,10 @@ class AlertPoster(Protocol):
         ...
 
 
+#: This alert's runbook section (docs/runbook.md; anchor checked by tests/unit/deploy/test_runbook.py).
+RUNBOOK_URL = "docs/runbook.md#engagementdrop"
+
+
 def postable(alert: Alert, now_ms: int, firing_ttl_ms: int) -> dict[str, Any]:
     """The Alertmanager v2 ``postableAlert`` for one alert, as of wall time ``now_ms``."""
     ends_ms = min(alert.at_ms, now_ms) if alert.state == "resolved" else now_ms + firing_ttl_ms
@@ -60,6 +64,7 @@ def postable(alert: Alert, now_ms: int, firing_ttl_ms: int) -> dict[str, Any]:
                 f"Account {alert.account_id}: {alert.observed:g} substantive interactions in the hour "
                 f"to {iso_ms(alert.at_ms)}, {alert.baseline:g} expected ({alert.kind})"
             ),
+            "runbook_url": RUNBOOK_URL,
         },
         "startsAt": iso_ms(starts_ms),
         "endsAt": iso_ms(ends_ms),

@@ -13,9 +13,12 @@ tests/unit/test_metrics.py enforces the naming conventions.
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+
+from streams.version import package_version
 
 # Buckets in seconds. Flushes and webhooks are milliseconds to seconds; event lag spans
 # sub-second (live) to hours (replays, lateness), hence its long tail.
@@ -25,6 +28,18 @@ _LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 90
 
 # The name prefix of every metric; alert rules and dashboards refer to these full names.
 NS = "engage"
+
+#: The series prometheus-client's ProcessCollector adds to every registry (CPU, memory, file
+#: descriptors, start time of the process; Linux only), under our prefix: engage_process_*. Not
+#: fields of :class:`Metrics` because nothing in the code updates them: they are read at scrape time.
+PROCESS_SERIES = (
+    "engage_process_cpu_seconds_total",
+    "engage_process_virtual_memory_bytes",
+    "engage_process_resident_memory_bytes",
+    "engage_process_start_time_seconds",
+    "engage_process_open_fds",
+    "engage_process_max_fds",
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,13 @@ class Metrics:
     sink_paused: Gauge  # 1 while consumption is paused because the sink cannot write
     flush_latency: Histogram  # labels: table — seconds per successful batch insert
     commits: Counter  # offset commits after a successful flush
+    last_commit: Gauge  # unix seconds of this worker's last offset commit (0: none yet)
+    # --- worker: health (streams/health.py) ----------------------------------------------------
+    assigned_partitions: Gauge  # stream partitions this worker owns now
+    commit_interval: Gauge  # ENGAGE_COMMIT_INTERVAL in seconds, so rules can say "N intervals"
+    loop_heartbeat: Gauge  # unix seconds of the event loop's last heartbeat (stale: the loop is stuck)
+    # --- every process -------------------------------------------------------------------------
+    build_info: Gauge  # labels: version, python — always 1
     # --- drop detection ------------------------------------------------------------------------
     drop_alerts: Counter  # labels: state (opened|resolved), kind (drop|silence)
     open_drop_alerts: Gauge  # accounts with an open engagement-drop alert
@@ -79,7 +101,8 @@ class Metrics:
         ) -> Histogram:
             return Histogram(f"{NS}_{name}", doc, labels, registry=reg, buckets=buckets)
 
-        return cls(
+        ProcessCollector(namespace=NS, registry=reg)
+        metrics = cls(
             registry=reg,
             events_consumed=counter(
                 "events_consumed_total", "Canonical events consumed, by type.", ("type",)
@@ -133,6 +156,24 @@ class Metrics:
                 ("table",),
             ),
             commits=counter("offset_commits_total", "Offset commits made after a successful flush."),
+            last_commit=gauge(
+                "last_commit_timestamp_seconds", "Unix seconds of this worker's last offset commit."
+            ),
+            assigned_partitions=gauge(
+                "assigned_partitions", "Stream partitions of the interaction topics this worker owns."
+            ),
+            commit_interval=gauge(
+                "commit_interval_seconds", "The configured commit interval (ENGAGE_COMMIT_INTERVAL), seconds."
+            ),
+            loop_heartbeat=gauge(
+                "event_loop_heartbeat_timestamp_seconds",
+                "Unix seconds of the worker's last event-loop heartbeat; stale when the loop is stuck.",
+            ),
+            build_info=gauge(
+                "build_info",
+                "Always 1; the labels say which version runs on which Python.",
+                ("version", "python"),
+            ),
             drop_alerts=counter(
                 "drop_alerts_total",
                 "Per-account engagement-drop alerts, by state and kind.",
@@ -163,6 +204,8 @@ class Metrics:
                 "webhook_events_total", "Canonical events from webhooks, by outcome.", ("platform", "outcome")
             ),
         )
+        metrics.build_info.labels(package_version(), platform.python_version()).set(1)
+        return metrics
 
     def names(self) -> set[str]:
         """Every metric family name (counters without ``_total``, as the registry reports them)."""

@@ -7,19 +7,26 @@ for an aiohttp app that wants ``/metrics`` as a route.
 
 Both honour the ``Accept`` header (Prometheus text format, or OpenMetrics when asked for), and both
 serve exactly the registry they were given, never the process-global default one.
+
+Given a :class:`~streams.health.Health`, the threaded server also answers ``/healthz`` and ``/readyz``
+(200 or 503, with a small JSON body saying why). The thread answering is not the event loop, which is
+why those answers come from the loop's own heartbeat (see :mod:`streams.health`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING
-from wsgiref.simple_server import WSGIServer
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.exposition import choose_encoder
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder
+
+from streams.health import Health
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -34,8 +41,15 @@ class MetricsServer:
     a scraper outside the host must reach it (a container); loopback is the default.
     """
 
-    def __init__(self, registry: CollectorRegistry, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        health: Health | None = None,
+    ) -> None:
         self._registry = registry
+        self._health = health
         self._host = host
         self._requested_port = port
         self._server: WSGIServer | None = None
@@ -44,9 +58,11 @@ class MetricsServer:
     def start(self) -> MetricsServer:
         if self._server is not None:
             return self
-        self._server, self._thread = start_http_server(
-            self._requested_port, addr=self._host, registry=self._registry
-        )
+        app = _routes(make_wsgi_app(self._registry), self._health)
+        server = make_server(self._host, self._requested_port, app, ThreadingWSGIServer, _QuietHandler)
+        thread = threading.Thread(target=server.serve_forever, name="metrics-server", daemon=True)
+        thread.start()
+        self._server, self._thread = server, thread
         log.info("serving metrics on %s", self.url)
         return self
 
@@ -85,9 +101,38 @@ class MetricsServer:
         self.stop()
 
 
-def serve_metrics(registry: CollectorRegistry, port: int, host: str = "127.0.0.1") -> MetricsServer:
-    """Start serving ``registry`` and return the running server (call ``stop()`` at shutdown)."""
-    return MetricsServer(registry, port=port, host=host).start()
+class _QuietHandler(WSGIRequestHandler):
+    """No access log line per scrape and probe on stderr."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _routes(metrics_app: Any, health: Health | None) -> Any:
+    """``/healthz`` and ``/readyz`` from ``health``; everything else is the metrics exposition."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path in ("/healthz", "/readyz"):
+            if health is None:
+                start_response("404 Not Found", [("Content-Type", "text/plain")])
+                return [b"no health checks in this process\n"]
+            ok, detail = health.live() if path == "/healthz" else health.ready()
+            start_response(
+                "200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")]
+            )
+            return [json.dumps(detail).encode() + b"\n"]
+        result: Iterable[bytes] = metrics_app(environ, start_response)
+        return result
+
+    return app
+
+
+def serve_metrics(
+    registry: CollectorRegistry, port: int, host: str = "127.0.0.1", health: Health | None = None
+) -> MetricsServer:
+    """Start serving ``registry`` (and ``health``, if given) and return the running server."""
+    return MetricsServer(registry, port=port, host=host, health=health).start()
 
 
 def aiohttp_metrics_handler(

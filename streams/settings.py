@@ -62,6 +62,24 @@ def _parse_names(text: str) -> frozenset[str]:
     return frozenset(filter(None, (part.strip() for part in text.split(","))))
 
 
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _parse_log_level(text: str) -> str:
+    lowered = text.strip().lower()
+    lowered = {"warn": "warning", "crit": "critical"}.get(lowered, lowered)
+    if lowered not in _LOG_LEVELS:
+        raise ConfigError(f"not a log level: {text!r} (use {', '.join(_LOG_LEVELS)})")
+    return lowered
+
+
+def _parse_log_format(text: str) -> str:
+    lowered = text.strip().lower()
+    if lowered not in ("text", "json"):
+        raise ConfigError(f"not a log format: {text!r} (use text or json)")
+    return lowered
+
+
 @dataclass(frozen=True)
 class EnvVar:
     """One environment variable: its name, default (as text), parser and meaning."""
@@ -296,6 +314,24 @@ ENV_VARS: tuple[EnvVar, ...] = (
         str,
         "If set, POST drop alerts to this Alertmanager (`/api/v2/alerts`).",
     ),
+    EnvVar(
+        "ENGAGE_LOG_LEVEL",
+        "warning",
+        _parse_log_level,
+        "Log level: `debug`, `info`, `warning`, `error` (`engage -v` raises it for one run).",
+    ),
+    EnvVar(
+        "ENGAGE_LOG_FORMAT",
+        "text",
+        _parse_log_format,
+        "`text` (one line per record) or `json` (one JSON object per line, for a log platform).",
+    ),
+    EnvVar(
+        "ENGAGE_HEALTH_MAX_LOOP_DELAY",
+        "30s",
+        parse_duration_ms,
+        "The worker's `/healthz` fails once its event loop has not run for this long.",
+    ),
 )
 
 _BY_NAME = {var.name: var for var in ENV_VARS}
@@ -433,6 +469,9 @@ class Settings:
     drop_threshold: float = 0.5
     drop_min_baseline: float = 20.0
     alertmanager_url: str = ""
+    log_level: str = "warning"
+    log_format: str = "text"
+    health_max_loop_delay_ms: int = 30_000
 
     def __repr__(self) -> str:
         """Every field but the secrets; URLs (the ClickHouse DSN, Alertmanager) with passwords replaced."""
@@ -589,4 +628,7 @@ _ATTRS: tuple[str, ...] = (
     "drop_threshold",
     "drop_min_baseline",
     "alertmanager_url",
+    "log_level",
+    "log_format",
+    "health_max_loop_delay_ms",
 )

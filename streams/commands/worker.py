@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from streams import runtime
 from streams.errors import ConfigError
+from streams.health import Health
 from streams.metrics import Metrics
 from streams.metrics_server import serve_metrics
 from streams.settings import Settings
@@ -34,7 +35,12 @@ def register(sub: Any) -> None:
         default="clickhouse",
         help="memory: count rows in process, write nothing (benchmarks, tests)",
     )
-    parser.add_argument("--loglevel", default="warn", choices=("crit", "error", "warn", "info", "debug"))
+    parser.add_argument(
+        "--loglevel",
+        default=None,
+        choices=("crit", "error", "warn", "info", "debug"),
+        help="log level of this worker (default: ENGAGE_LOG_LEVEL)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -63,6 +69,7 @@ def run(
     """``wrap_sink``: decorate the sink (the benchmark's latency probe watches what lands in ClickHouse)."""
     from faust.worker import Worker
 
+    from streams.worker import health_wiring
     from streams.worker.app import WorkerRuntime, create_app
 
     # The worker allocates many short-lived objects per event and keeps many long-lived ones (state);
@@ -80,13 +87,27 @@ def run(
         runtime.create_topics(settings, bootstrap)
         state = WorkerRuntime(settings, metrics, sink)
         app = create_app(settings, bootstrap, state)
-        server = serve_metrics(registry, settings.worker_metrics_port, settings.worker_metrics_host)
-        print(f"worker metrics on {server.url}", flush=True)
+        health = Health(settings.health_max_loop_delay_ms / 1000, metrics=metrics)
+        metrics.commit_interval.set(settings.commit_interval_ms / 1000)
+        # "Not committed since" counts from the start: a worker that never gets to commit (stuck in
+        # recovery, or before its first flush) is caught by the same alert.
+        metrics.last_commit.set_to_current_time()
+        server = serve_metrics(
+            registry, settings.worker_metrics_port, settings.worker_metrics_host, health=health
+        )
+        print(f"worker metrics on {server.url} (and /healthz, /readyz)", flush=True)
         gc.freeze()
-        worker = Worker(app, loglevel=args.loglevel, quiet=True)
+        if args.loglevel is not None:
+            logging.getLogger().setLevel(
+                {"crit": "CRITICAL", "warn": "WARNING"}.get(args.loglevel, args.loglevel.upper())
+            )
+        # Logging is configured once for every command (streams.logs: level, text or JSON, secrets
+        # redacted); Faust's own setup would replace that handler with its plain-text one.
+        worker = Worker(app, quiet=True, override_logging=False)
         # Faust's terminal spinner sets the root logger to DEBUG so that it spins on every record:
         # aiokafka then builds a debug record per produced message (measured: a quarter of a
         # million per 300k events). No spinner, no debug records.
         worker.spinner = None
+        health_wiring.install(app, health, settings.topics.interactions, worker.loop)
         worker.execute_from_commandline()
     return 0

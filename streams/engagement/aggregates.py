@@ -13,18 +13,20 @@ of an account over any period is ``sum(follows) − sum(unfollows)``.
 
 from __future__ import annotations
 
-from streams.engagement.model import ENGAGED, MINUTE_MS, AccountMinute, PostMinute
+from streams.engagement.model import ENGAGED, MINUTE_MS, AccountMinute, FollowerDay, PostMinute
 
 AccountKey = tuple[str, str, int]  # account_id, platform, minute_ms
 PostKey = tuple[str, str, str, int]  # account_id, platform, post_id, minute_ms
+FollowerKey = tuple[str, str, str, int]  # account_id, actor_id, platform, day_ms
 
 
 class Aggregates:
-    __slots__ = ("accounts", "posts")
+    __slots__ = ("accounts", "followers", "posts")
 
     def __init__(self) -> None:
         self.accounts: dict[AccountKey, AccountMinute] = {}
         self.posts: dict[PostKey, PostMinute] = {}
+        self.followers: dict[FollowerKey, FollowerDay] = {}
 
     def add_transition(self, kind: str, account_id: str, platform: str, at_ms: int) -> None:
         minute = at_ms - at_ms % MINUTE_MS
@@ -43,3 +45,9 @@ class Aggregates:
         self.accounts = {}
         self.posts = {}
         return accounts, posts
+
+    def take_followers(self) -> list[FollowerDay]:
+        """The per-follower day rows accumulated since the last call."""
+        followers = list(self.followers.values())
+        self.followers = {}
+        return followers

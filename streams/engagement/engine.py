@@ -46,9 +46,11 @@ from typing import Final
 from streams.engagement.aggregates import Aggregates
 from streams.engagement.dedup import MinuteDedup, stable_hash64
 from streams.engagement.model import (
+    DAY_MS,
     ENGAGED,
     MINUTE_MS,
     AccountMinute,
+    FollowerDay,
     FollowerScore,
     Outputs,
     PostMinute,
@@ -198,6 +200,7 @@ class PartitionEngine:
         auto = self.auto_watermark
         buckets, fresh = self._dedup.buckets, self._dedup.fresh
         accounts, posts = self._aggregates.accounts, self._aggregates.posts
+        followers = self._aggregates.followers
         pending = self._pending
         ok = duplicate = remembered = 0
         for event in events:
@@ -291,6 +294,17 @@ class PartitionEngine:
                 continue  # no post, never substantive
             if substantive:
                 row.substantive += 1
+            if kind in (COMMENT, SHARE):  # per-follower participation (FollowerDay)
+                day = at - at % DAY_MS
+                follower_key = (account, event.actor_id, platform, day)
+                follower_row = followers.get(follower_key)
+                if follower_row is None:
+                    follower_row = followers[follower_key] = FollowerDay(
+                        account, event.actor_id, platform, day
+                    )
+                follower_row.active += 1
+                if substantive:
+                    follower_row.substantive += 1
             post = event.post_id
             if post is not None and kind != FOLLOW:
                 post_key = (account, platform, post, minute)
@@ -506,7 +520,8 @@ class PartitionEngine:
         ]
         self._touched.update([actor for actor, _ in self._changed_scores])
         self._changed_scores = {}
-        return Outputs(transitions, account_minutes, post_minutes, scores)
+        follower_days = self._aggregates.take_followers()
+        return Outputs(transitions, account_minutes, post_minutes, scores, follower_days=follower_days)
 
     def dirty(self) -> dict[str, bytes | None]:
         """Encoded states changed since the last call (``None``: delete), stamped with ``flush_seq``.

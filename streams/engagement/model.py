@@ -15,6 +15,7 @@ from typing import Final
 ENGAGED: Final = "engaged"
 LAPSED: Final = "lapsed"
 MINUTE_MS: Final = 60_000
+DAY_MS: Final = 86_400_000
 HOUR_MS: Final = 3_600_000
 
 
@@ -84,6 +85,22 @@ ACCOUNT_COUNTERS: Final[tuple[str, ...]] = (
 
 
 @dataclass(slots=True)
+class FollowerDay:
+    """Partial activity of one follower with one account on one UTC day of event time.
+
+    Only comments and shares make one (likes and follows are attention, not participation): what
+    participation concentration needs, per follower, without a row per like.
+    """
+
+    account_id: str
+    actor_id: str
+    platform: str
+    day_ms: int
+    substantive: int = 0
+    active: int = 0  # comments + shares, substantive or not
+
+
+@dataclass(slots=True)
 class PostMinute:
     """Partial activity on one post in one UTC minute of event time."""
 
@@ -143,3 +160,4 @@ class Outputs:
     post_minutes: list[PostMinute] = field(default_factory=list)
     scores: list[FollowerScore] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    follower_days: list[FollowerDay] = field(default_factory=list)

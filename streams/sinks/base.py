@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from streams.engagement.model import AccountMinute, Alert, FollowerScore, PostMinute, Transition
+from streams.engagement.model import AccountMinute, Alert, FollowerDay, FollowerScore, PostMinute, Transition
 
 
 @dataclass(slots=True)
@@ -24,6 +24,7 @@ class SinkBatch:
     post_minutes: list[PostMinute] = field(default_factory=list)
     scores: list[FollowerScore] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    follower_days: list[FollowerDay] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (
@@ -32,6 +33,7 @@ class SinkBatch:
             + len(self.post_minutes)
             + len(self.scores)
             + len(self.alerts)
+            + len(self.follower_days)
         )
 
 
@@ -73,6 +75,10 @@ class MemorySink:
     @property
     def alerts(self) -> list[Alert]:
         return [r for b in self.batches for r in b.alerts]
+
+    @property
+    def follower_days(self) -> list[FollowerDay]:
+        return [r for b in self.batches for r in b.follower_days]
 
 
 class CountingSink:

@@ -29,8 +29,10 @@ MIGRATIONS_TABLE = "schema_migrations"
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The tables whose retention ENGAGE_ACTIVITY_TTL controls (their TTL is `minute + INTERVAL n DAY`).
-TTL_TABLES: tuple[str, ...] = ("account_activity_1m", "post_activity_1m")
-_TTL = re.compile(r"\bTTL minute \+ toIntervalDay\((\d+)\)")
+TTL_TABLES: tuple[str, ...] = ("account_activity_1m", "post_activity_1m", "follower_activity_1d")
+# Each table's TTL column: the *_1m tables' minute, follower_activity_1d's day.
+_TTL_COLUMN = {"follower_activity_1d": "day"}
+_TTL = re.compile(r"\bTTL (?:minute|day) \+ toIntervalDay\((\d+)\)")
 
 
 def default_directory() -> Path:
@@ -282,7 +284,8 @@ class Migrator:
             wanted = self.ttl_days or None
             if days == wanted:
                 continue
-            clause = f"MODIFY TTL minute + INTERVAL {wanted} DAY" if wanted else "REMOVE TTL"
+            column = _TTL_COLUMN.get(table.removesuffix("_local"), "minute")
+            clause = f"MODIFY TTL {column} + INTERVAL {wanted} DAY" if wanted else "REMOVE TTL"
             self.client.command(f"ALTER TABLE {self._db}.{quote_ident(table)}{self._on_cluster()} {clause}")
             changes.append(f"{table}: {clause}")
         return changes

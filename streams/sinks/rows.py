@@ -21,6 +21,7 @@ TRANSITIONS = "engagement_transitions"
 ENGAGED_FOLLOWERS = "engaged_followers"
 FOLLOWER_SCORES = "follower_scores"
 ALERTS = "engagement_alerts"
+FOLLOWER_ACTIVITY = "follower_activity_1d"
 
 _POST_COUNTERS = ("likes", "comments", "substantive_comments", "shares")
 
@@ -81,6 +82,14 @@ def _scores(batch: SinkBatch, half_life_ms: int) -> list[list[Any]]:
     return _columns(rows, 7)
 
 
+def _follower_activity(batch: SinkBatch, _: int) -> list[list[Any]]:
+    rows = [
+        (f.account_id, f.actor_id, f.platform, f.day_ms // 1000, f.substantive, f.active)
+        for f in batch.follower_days
+    ]
+    return _columns(rows, 6)
+
+
 def _alerts(batch: SinkBatch, _: int) -> list[list[Any]]:
     rows = [
         (
@@ -118,6 +127,11 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec(ACCOUNT_ACTIVITY, ("account_id", "platform", "minute", *ACCOUNT_COUNTERS), _account_activity),
     TableSpec(
         POST_ACTIVITY, ("account_id", "platform", "post_id", "minute", *_POST_COUNTERS), _post_activity
+    ),
+    TableSpec(
+        FOLLOWER_ACTIVITY,
+        ("account_id", "actor_id", "platform", "day", "substantive", "active"),
+        _follower_activity,
     ),
     TableSpec(
         ALERTS,

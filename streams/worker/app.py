@@ -140,7 +140,7 @@ class WorkerRuntime:
             )
             engine.restore()
             self.runners[partition] = runner
-            log.info("recovered %s", runner.describe())
+            log.info("recovered %s", runner.describe(), extra={"partition": partition})
         return runner
 
     def feed(self, events: list[Any], highwater: Callable[[TP], int | None]) -> None:
@@ -205,6 +205,7 @@ class WorkerRuntime:
         if due:
             self.last_flush = time.monotonic()
             self.metrics.commits.inc()
+            self.metrics.last_commit.set_to_current_time()
             self.metrics.tracked_pairs.set(sum(r.engine.tracked_pairs for r in self.runners.values()))
             self.metrics.engaged_followers.set(sum(r.engine.engaged_pairs for r in self.runners.values()))
 
@@ -312,7 +313,7 @@ def create_app(settings: Settings, bootstrap: str, runtime: WorkerRuntime, **ove
         async with runtime.lock:
             await runtime.maybe_flush(force=True, commit=False)
             for runner in runtime.runners.values():
-                log.info("stopping: %s", runner.describe())
+                log.info("stopping: %s", runner.describe(), extra={"partition": runner.partition})
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:

@@ -198,4 +198,5 @@ async def preload(
         elapsed,
         applied / elapsed if elapsed > 0 else 0.0,
         "" if not recovery.need_recovery() else "; Faust reads the rest",
+        extra={"count": applied, "partitions": len(targets), "duration_s": round(elapsed, 3)},
     )

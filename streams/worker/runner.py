@@ -105,6 +105,7 @@ class PartitionRunner:
                 partition,
                 meta.pending_seq,
                 meta.pending,
+                extra={"partition": partition},
             )
         else:
             engine.flush_seq = meta.flush_seq
@@ -279,6 +280,7 @@ class PartitionRunner:
             outputs.post_minutes,
             outputs.scores,
             outputs.alerts,
+            follower_days=outputs.follower_days,
         )
         await writer.write(batch, "batch")
         # 2. flags, per-account partials and dead letters, sent together (one round trip, not three)
@@ -321,6 +323,7 @@ class PartitionRunner:
                 self.topic_watermark,
                 self.position,
                 self.highwater,
+                extra={"partition": self.partition, "events": self.late_in_interval, "reason": "late"},
             )
             self.late_in_interval = 0
         # Checked before the table writes: abandoned here, the table holds nothing the changelog lacks.

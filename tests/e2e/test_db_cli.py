@@ -27,7 +27,7 @@ def test_migrate_twice_status_and_a_held_data_dir(tmp_path: Path) -> None:
 
     status = _engage(tmp_path, "db", "status", ENGAGE_ACTIVITY_TTL="90d")
     assert status.returncode == 0, status.stderr
-    assert status.stdout.count(" applied ") == 4
+    assert status.stdout.count(" applied ") == 5
     assert "ttl account_activity_1m: 400 days" in status.stdout  # status changes nothing
 
     # A worker holds the chDB directory: report says so instead of failing obscurely.

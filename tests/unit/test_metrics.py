@@ -15,7 +15,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.openmetrics.exposition import generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from streams.metrics import NS, Metrics
+from streams.metrics import NS, PROCESS_SERIES, Metrics
 
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 # Bounded labels only. Adding one here is a design decision: it must have a small, fixed set of values.
@@ -30,6 +30,8 @@ ALLOWED_LABELS = {
     "kind",
     "state",
     "status",
+    "version",  # engage_build_info only: one value per process
+    "python",  # engage_build_info only: one value per process
 }
 # Unbounded identities; each would create a series per account/follower/post and must never be a label.
 FORBIDDEN_LABELS = {
@@ -84,8 +86,10 @@ def test_every_field_is_a_metric_on_the_given_registry() -> None:
     wrappers = _wrappers(metrics)
     other = [f.name for f in fields(metrics) if f.name != "registry" and f.name not in wrappers]
     assert other == []
-    assert {m._name for m in wrappers.values()} == metrics.names()
-    assert len(metrics.names()) == len(wrappers), "two fields share one metric name"
+    # The process collector's families are the only ones that are not fields (PROCESS_SERIES).
+    process = {re.sub(r"_total$", "", name) for name in PROCESS_SERIES}
+    assert {m._name for m in wrappers.values()} | process == metrics.names()
+    assert len(metrics.names()) == len(wrappers) + len(process), "two fields share one metric name"
 
 
 def test_two_registries_do_not_collide() -> None:
@@ -177,3 +181,11 @@ def test_issue_minimum_metric_set_is_declared() -> None:
     assert labels["engage_consumer_lag_messages"] == {"topic", "partition"}
     assert labels["engage_webhook_requests"] == {"platform", "status"}
     assert "table" in labels["engage_sink_rows_written"]
+
+
+def test_process_and_build_info_series_are_exposed() -> None:
+    metrics = Metrics.create(CollectorRegistry())
+    text = generate_latest(metrics.registry).decode()
+    for series in PROCESS_SERIES:
+        assert f"\n{series} " in text or text.startswith(f"{series} "), series
+    assert 'engage_build_info{python="' in text

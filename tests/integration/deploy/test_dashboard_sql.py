@@ -38,7 +38,11 @@ EXPECTED_COLUMNS: dict[str, list[str]] = {
     "Followers becoming engaged / lapsing": ["time", "engaged", "lapsed"],
     "Engaged followers per account": ["account_id", "engaged_followers", "followers", "ratio"],
     "Top advocates": ["actor_id", "platform", "score", "interactions", "engaged"],
-    "Posts nobody answers": ["post_id", "platform", "likes", "comments", "shares", "last_activity"],
+    "Posts nobody answered": ["post_id", "platform", "likes", "comments", "shares", "last_activity"],
+    "Engaged followers and ratio per day": ["time", "engaged", "ratio"],
+    "Substantive interactions from the top 20% of followers": ["top20_share"],
+    "Followers who never went beyond likes and follows": ["never_beyond_likes"],
+    "Active share in range": ["active_share"],
     "Open alerts (all accounts)": ["account_id", "kind", "opened_at", "observed", "baseline"],
     "Alert history": ["at", "kind", "state", "observed", "baseline", "opened_at"],
     "Recent transitions": ["at", "actor_id", "platform", "kind", "count"],
@@ -115,6 +119,16 @@ def _seed(client: Any, db: str) -> None:
             ('a1', 'acme', 'drop',    'opened',   '{_t(0)}',   4, 20, '{_t(0)}'),
             ('a2', 'beta', 'silence', 'opened',   '{_t(-900)}', 0, 25, '{_t(-900)}'),
             ('a3', 'beta', 'silence', 'resolved', '{_t(300)}', 22, 25, '{_t(-900)}')""",
+        f"""INSERT INTO {db}.follower_activity_1d
+            (account_id, actor_id, platform, day, substantive, active) VALUES
+            ('acme', 'alice', 'meta', toStartOfDay(toDateTime('{_t(0)}')), 3, 4),
+            ('acme', 'bob',   'meta', toStartOfDay(toDateTime('{_t(0)}')), 2, 2),
+            ('acme', 'carol', 'x',    toStartOfDay(toDateTime('{_t(0)}')), 0, 1),
+            ('beta', 'b1', 'meta', toStartOfDay(toDateTime('{_t(0)}')), 6, 6),
+            ('beta', 'b2', 'meta', toStartOfDay(toDateTime('{_t(0)}')), 1, 1),
+            ('beta', 'b3', 'meta', toStartOfDay(toDateTime('{_t(0)}')), 1, 1),
+            ('beta', 'b4', 'meta', toStartOfDay(toDateTime('{_t(0)}')), 1, 1),
+            ('beta', 'b5', 'meta', toStartOfDay(toDateTime('{_t(0)}')), 1, 2)""",
         f"""INSERT INTO {db}.account_baseline (account_id, followers, updated) VALUES
             ('acme', 100, '{_t(-3000)}')""",
     ]
@@ -177,7 +191,26 @@ def test_answers_on_the_seeded_data(ch_client: Any, dashboard_db: str) -> None:
     assert [r[1:] for r in rows("Active vs passive interactions")] == [(5, 15), (4, 6), (1, 2)]
     assert [r[0] for r in rows("Engaged followers per account")] == ["acme", "beta"]
     assert [r[0] for r in rows("Top advocates")] == ["alice", "bob", "carol"]
-    assert [r[0] for r in rows("Posts nobody answers")] == ["p-liked-only"]
+    assert [r[0] for r in rows("Posts nobody answered")] == ["p-liked-only"]
+    # End of the last day: alice and bob engaged, carol lapsed; 100 + 5 follows - 1 unfollow.
+    *_, (_, engaged_today, ratio_today) = rows("Engaged followers and ratio per day")
+    assert (engaged_today, ratio_today) == (1, pytest.approx(1 / 104))
+    # 104 followers: the top 20% are 21, more than the 3 who commented, so all of it is theirs.
+    assert rows("Substantive interactions from the top 20% of followers") == [(1.0,)]
+    ((never,),) = rows("Followers who never went beyond likes and follows")
+    assert never == pytest.approx(1 - 3 / 104)  # alice, bob and carol commented
+    ((beta_top,),) = _run(
+        ch_client,
+        dashboard_db,
+        clickhouse_sql(
+            next(q.text for q in CH_QUERIES if q.panel.startswith("Substantive interactions from the top")),
+            RANGE,
+            {"account": "beta"},
+        ),
+    )[1]
+    assert beta_top == pytest.approx(6 / 10)  # no baseline: top 20% of 5 participants is 1, with 6 of 10
+    ((active_share,),) = rows("Active share in range")
+    assert active_share == pytest.approx(10 / 33)
     assert [(r[0], r[1]) for r in rows("Open alerts (all accounts)")] == [("acme", "drop")]
     assert [r[3] for r in rows("Recent transitions")] == ["lapsed", "engaged", "engaged"]
     assert rows("$account") == [("acme",), ("beta",)]

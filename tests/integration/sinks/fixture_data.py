@@ -7,6 +7,7 @@ from streams.engagement.model import (
     LAPSED,
     AccountMinute,
     Alert,
+    FollowerDay,
     FollowerScore,
     PostMinute,
     Transition,
@@ -19,6 +20,7 @@ from .conftest import DAY, HOUR, MINUTE, NOW_MS, Query
 T0 = NOW_MS - 2 * DAY
 HALF_LIFE = 30 * DAY // 4
 BASELINE_AT = T0 + 10 * MINUTE
+T0_DAY = T0 // DAY * DAY
 
 
 def load(sink: ClickHouseSink, q: Query) -> None:
@@ -51,6 +53,11 @@ def load(sink: ClickHouseSink, q: Query) -> None:
                 Alert("acme", "drop", "opened", T0, 2.0, 40.0, T0),
                 Alert("globex", "drop", "opened", T0, 1.0, 25.0, T0),
             ],
+            # u1: 3 substantive of 4 comments/shares that day, u9: 1 of 2; more of u1's in fx2.
+            follower_days=[
+                FollowerDay("acme", "u1", "x", T0_DAY, substantive=3, active=4),
+                FollowerDay("acme", "u9", "x", T0_DAY, substantive=1, active=2),
+            ],
         )
     )
     sink.write(
@@ -72,6 +79,7 @@ def load(sink: ClickHouseSink, q: Query) -> None:
                 Alert("acme", "silence", "opened", T0 + 2 * HOUR, 0.0, 40.0, T0 + 2 * HOUR),
                 Alert("globex", "drop", "opened", T0, 1.0, 25.0, T0),  # re-emitted: one row
             ],
+            follower_days=[FollowerDay("acme", "u1", "x", T0_DAY, substantive=1, active=1)],  # u1: 4 of 5
         )
     )
     baseline = ["account_id", "followers", "updated"]

@@ -21,6 +21,7 @@ CONTRACT_TABLES = {
     "follower_scores",
     "engagement_alerts",
     "account_baseline",
+    "follower_activity_1d",
 }
 CONTRACT_VIEWS = {
     "v_account_activity_1m",
@@ -33,6 +34,7 @@ CONTRACT_VIEWS = {
     "v_posts_unanswered",
     "v_engagement_alerts",
     "v_open_alerts",
+    "v_follower_activity_1d",
 }
 
 
@@ -97,12 +99,12 @@ def test_a_changed_applied_file_is_an_error(ch_client: Any, ch_database: str, tm
     with pytest.raises(FatalSinkError, match=r"0004_views\.sql"):
         Migrator(ch_client, ch_database, directory).migrate()
     states = {s.version: s.state for s in Migrator(ch_client, ch_database, directory).status()}
-    assert states == {1: "applied", 2: "applied", 3: "applied", 4: "changed"}
+    assert states == {1: "applied", 2: "applied", 3: "applied", 4: "changed", 5: "applied"}
 
     (directory / "0001_activity.sql").unlink()
-    (directory / "0005_more.sql").write_text("CREATE OR REPLACE VIEW v_more AS SELECT 1 AS one;")
+    (directory / "0006_more.sql").write_text("CREATE OR REPLACE VIEW v_more AS SELECT 1 AS one;")
     states = {s.version: s.state for s in Migrator(ch_client, ch_database, directory).status()}
-    assert states == {1: "missing", 2: "applied", 3: "applied", 4: "changed", 5: "pending"}
+    assert states == {1: "missing", 2: "applied", 3: "applied", 4: "changed", 5: "applied", 6: "pending"}
 
 
 def test_a_new_file_is_applied_and_a_failing_one_is_not_recorded(
@@ -111,29 +113,41 @@ def test_a_new_file_is_applied_and_a_failing_one_is_not_recorded(
     directory = tmp_path / "migrations"
     shutil.copytree(default_directory(), directory)
     Migrator(ch_client, ch_database, directory).migrate()
-    broken = directory / "0005_broken.sql"
+    broken = directory / "0006_broken.sql"
     broken.write_text(
         "CREATE OR REPLACE VIEW v_ok AS SELECT 1 AS one;\nCREATE VIEW v_bad AS SELECT nope FROM nowhere;"
     )
-    with pytest.raises(FatalSinkError, match=r"0005_broken\.sql"):
+    with pytest.raises(FatalSinkError, match=r"0006_broken\.sql"):
         Migrator(ch_client, ch_database, directory).migrate()
-    assert q.rows(f"SELECT max(version) FROM DB.{MIGRATIONS_TABLE}") == [(4,)]
+    assert q.rows(f"SELECT max(version) FROM DB.{MIGRATIONS_TABLE}") == [(5,)]
     broken.write_text("CREATE OR REPLACE VIEW v_ok AS SELECT 1 AS one;")  # never applied: may still change
     result = Migrator(ch_client, ch_database, directory).migrate()
-    assert [m.version for m in result.applied] == [5]
+    assert [m.version for m in result.applied] == [6]
     assert q.rows("SELECT one FROM DB.v_ok") == [(1,)]
 
 
 def test_activity_ttl_is_reconciled(ch_client: Any, ch_database: str) -> None:
     migrator = Migrator(ch_client, ch_database, ttl_days=None)
     migrator.migrate()
-    assert migrator.ttl_days_by_table() == {"account_activity_1m": 400, "post_activity_1m": 400}
+    assert migrator.ttl_days_by_table() == {
+        "account_activity_1m": 400,
+        "post_activity_1m": 400,
+        "follower_activity_1d": 400,
+    }
     assert Migrator(ch_client, ch_database, ttl_days=400).migrate().ttl_changes == []
 
     changed = Migrator(ch_client, ch_database, ttl_days=30).migrate()
-    assert changed.applied == [] and len(changed.ttl_changes) == 2
-    assert migrator.ttl_days_by_table() == {"account_activity_1m": 30, "post_activity_1m": 30}
+    assert changed.applied == [] and len(changed.ttl_changes) == 3
+    assert migrator.ttl_days_by_table() == {
+        "account_activity_1m": 30,
+        "post_activity_1m": 30,
+        "follower_activity_1d": 30,
+    }
     assert Migrator(ch_client, ch_database, ttl_days=30).migrate().ttl_changes == []
 
     Migrator(ch_client, ch_database, ttl_days=0).migrate()
-    assert migrator.ttl_days_by_table() == {"account_activity_1m": None, "post_activity_1m": None}
+    assert migrator.ttl_days_by_table() == {
+        "account_activity_1m": None,
+        "post_activity_1m": None,
+        "follower_activity_1d": None,
+    }

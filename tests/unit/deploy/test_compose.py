@@ -237,3 +237,14 @@ def test_dockerfile_copies_what_the_package_reads_and_dockerignore_keeps_it() ->
         assert (ROOT / src).exists(), src
         assert not excluded(src), f"{src} is .dockerignored"
     assert excluded("streams/bench") and excluded("tests") and excluded("deploy/grafana")
+
+
+def test_workers_and_the_image_check_health_on_healthz() -> None:
+    worker = _services()["worker"]
+    port = _env(worker)["ENGAGE_WORKER_METRICS_PORT"]
+    assert f"http://127.0.0.1:{port}/healthz" in " ".join(worker["healthcheck"]["test"])
+    assert "start_period" in worker["healthcheck"], "recovery must not count as unhealthy"
+    ingest = _services()["ingest"]
+    assert "/healthz" in " ".join(ingest["healthcheck"]["test"])
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^HEALTHCHECK .*\n?.*streams\.healthcheck", dockerfile, flags=re.M)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from streams.metrics import Metrics
+from streams.metrics import PROCESS_SERIES, Metrics
 from tests.grafana import all_queries
 from tests.tools import DEPLOY
 
@@ -38,6 +38,7 @@ def _declared() -> dict[str, set[str]]:
         suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
         for suffix in suffixes[metric._type]:
             series[metric._name + suffix] = labels
+    series.update({name: set() for name in PROCESS_SERIES})
     return series
 
 

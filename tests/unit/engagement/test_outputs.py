@@ -156,3 +156,33 @@ def test_half_life_is_configurable() -> None:
     e.process(ev(100, "like"))
     [row] = e.drain().scores
     assert row.score == pytest.approx(0.15)
+
+
+def test_follower_days_count_each_followers_comments_and_shares_once() -> None:
+    from streams.engagement.model import DAY_MS, FollowerDay
+
+    e = engine(lateness=DAY_MS)
+    day = 10 * DAY_MS
+    repeated = ev(day + 3, "comment", "a second real comment", actor="ann", event_id="dup-1")
+    events = [
+        ev(day + 1, "comment", "a real comment here", actor="ann"),
+        ev(day + 2, "comment", ONE_WORD, actor="ann"),  # active, not substantive
+        repeated,
+        repeated,  # a redelivery: counted once
+        ev(day + 4, "share", None, actor="bob"),  # bare share: active only
+        ev(day + 5, "like", post="p1", actor="cat"),  # likes and follows make no row
+        ev(day + 6, "follow", actor="cat"),
+        ev(day + DAY_MS + 1, "share", "read this now", actor="ann"),  # the next day
+        ev(day + 7, "comment", "same day other brand", actor="ann", account="other"),
+    ]
+    for event in events:
+        e.process(event)
+    e.process(ev(day - 2 * DAY_MS, "comment", "far too late", actor="ann"))  # late: no row
+    rows = sorted(e.drain().follower_days, key=lambda r: (r.account_id, r.actor_id, r.day_ms))
+    assert rows == [
+        FollowerDay("brand", "ann", "x", day, substantive=2, active=3),
+        FollowerDay("brand", "ann", "x", day + DAY_MS, substantive=1, active=1),
+        FollowerDay("brand", "bob", "x", day, substantive=0, active=1),
+        FollowerDay("other", "ann", "x", day, substantive=1, active=1),
+    ]
+    assert e.drain().follower_days == []  # deltas since the previous drain

@@ -66,8 +66,9 @@ def test_cluster_mode_ddl() -> None:
     assert all("'{cluster}'" not in s for s in statements)
     assert any("Distributed('prod', currentDatabase(), account_activity_1m_local" in s for s in statements)
     ttl = " ON CLUSTER 'prod' MODIFY TTL minute + INTERVAL 90 DAY"
-    assert statements[-2:] == [
+    assert statements[-3:] == [
         f"ALTER TABLE `engagement`.`account_activity_1m_local`{ttl}",
+        f"ALTER TABLE `engagement`.`follower_activity_1d_local`{ttl.replace('minute', 'day')}",
         f"ALTER TABLE `engagement`.`post_activity_1m_local`{ttl}",
     ]
     assert [table for table, _ in client.inserts] == ["engagement.schema_migrations"] * len(result.applied)

@@ -33,6 +33,7 @@ def test_every_table_is_covered_once() -> None:
             "engaged_followers",
             "follower_scores",
             "engagement_alerts",
+            "follower_activity_1d",
         }
     )
 

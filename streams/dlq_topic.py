@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.errors import BrokerUnavailable, InvalidEvent
 from streams.events import parse_timestamp_ms
+from streams.kafka_security import PLAINTEXT, KafkaSecurity
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,13 +29,14 @@ class TopicMessage:
 
 
 async def _read(
-    bootstrap: str, topics: Iterable[str], timeout_s: float, last_only: bool
+    bootstrap: str, topics: Iterable[str], timeout_s: float, last_only: bool, security: KafkaSecurity
 ) -> list[tuple[str, TopicMessage]]:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         group_id=None,
         max_partition_fetch_bytes=8 << 20,
+        **security.aiokafka(),
     )
     try:
         await consumer.start()
@@ -81,20 +83,24 @@ async def _read(
         await consumer.stop()
 
 
-def read_topic(bootstrap: str, topic: str, timeout_s: float = 60.0) -> list[TopicMessage]:
+def read_topic(
+    bootstrap: str, topic: str, timeout_s: float = 60.0, security: KafkaSecurity = PLAINTEXT
+) -> list[TopicMessage]:
     """Every message of ``topic`` now, in (partition, offset) order."""
-    found = asyncio.run(_read(bootstrap, [topic], timeout_s, last_only=False))
+    found = asyncio.run(_read(bootstrap, [topic], timeout_s, last_only=False, security=security))
     return sorted((m for _, m in found), key=lambda m: (m.partition, m.offset))
 
 
-def newest_event_ms(bootstrap: str, topics: Iterable[str], timeout_s: float = 30.0) -> int | None:
+def newest_event_ms(
+    bootstrap: str, topics: Iterable[str], timeout_s: float = 30.0, security: KafkaSecurity = PLAINTEXT
+) -> int | None:
     """The newest ``occurred_at`` in the last message of each partition of ``topics`` (None: all empty).
 
     The worker's watermark never passes the newest event it has read, so this bounds it from above.
     Messages that do not decode are skipped: they carry no event time the worker would use.
     """
     newest: int | None = None
-    for _, message in asyncio.run(_read(bootstrap, topics, timeout_s, last_only=True)):
+    for _, message in asyncio.run(_read(bootstrap, topics, timeout_s, last_only=True, security=security)):
         try:
             parsed = orjson.loads(message.value)
         except orjson.JSONDecodeError:

@@ -119,7 +119,9 @@ def read_dead_letters(settings: Settings) -> tuple[list[DeadLetter], int]:
 
     letters: list[DeadLetter] = []
     unreadable = 0
-    for message in read_topic(settings.kafka_bootstrap_servers, settings.topics.dlq):
+    for message in read_topic(
+        settings.kafka_bootstrap_servers, settings.topics.dlq, security=settings.kafka_security
+    ):
         try:
             letters.append(
                 parse_dead_letter(message.partition, message.offset, message.timestamp_ms, message.value)
@@ -260,7 +262,9 @@ def _redrive(
 ) -> int:
     from streams.dlq_topic import newest_event_ms
 
-    newest = newest_event_ms(settings.kafka_bootstrap_servers, settings.topics.interactions)
+    newest = newest_event_ms(
+        settings.kafka_bootstrap_servers, settings.topics.interactions, security=settings.kafka_security
+    )
     plan = plan_redrive(originals, newest_event_ms=newest, allowed_lateness_ms=settings.allowed_lateness_ms)
     for label, error in plan.invalid:
         hint = ""
@@ -285,10 +289,16 @@ def _redrive(
         print(f"{plan.repeated} repeated event id(s) in the selection: each sent once", file=sys.stderr)
     verb = "would send" if args.dry_run else "sent"
     if to_send and not args.dry_run:
+        from streams import topics
         from streams.producer import KafkaEventPublisher
 
+        topics.prepare(settings, settings.kafka_bootstrap_servers)  # routed by ENGAGE_TOPIC_PARTITIONS
+
         with KafkaEventPublisher(
-            settings.kafka_bootstrap_servers, settings.topics, settings.topic_partitions
+            settings.kafka_bootstrap_servers,
+            settings.topics,
+            settings.topic_partitions,
+            security=settings.kafka_security,
         ) as publisher:
             publisher.send(to_send)
     print(

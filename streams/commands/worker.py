@@ -61,9 +61,8 @@ def run(
     args: argparse.Namespace, settings: Settings, *, wrap_sink: Callable[[Sink], Sink] | None = None
 ) -> int:
     """``wrap_sink``: decorate the sink (the benchmark's latency probe watches what lands in ClickHouse)."""
-    from faust.worker import Worker
-
     from streams.worker.app import WorkerRuntime, create_app
+    from streams.worker.stop_deadline import BoundedStopWorker
 
     # The worker allocates many short-lived objects per event and keeps many long-lived ones (state);
     # CPython's default GC thresholds then spend about half the time in full collections (measured
@@ -83,7 +82,7 @@ def run(
         server = serve_metrics(registry, settings.worker_metrics_port, settings.worker_metrics_host)
         print(f"worker metrics on {server.url}", flush=True)
         gc.freeze()
-        worker = Worker(app, loglevel=args.loglevel, quiet=True)
+        worker = BoundedStopWorker(app, loglevel=args.loglevel, quiet=True)
         # Faust's terminal spinner sets the root logger to DEBUG so that it spins on every record:
         # aiokafka then builds a debug record per produced message (measured: a quarter of a
         # million per 300k events). No spinner, no debug records.

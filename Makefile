@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration e2e bench clean
+.PHONY: run test lint unit integration e2e bench soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,6 +34,12 @@ e2e: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m streams.bench
+
+# The live pipeline (engage demo) for SOAK_MINUTES: RSS, CPU and lag over time, and whether memory
+# levelled off (streams/bench/soak.py); not part of `make test`.
+SOAK_MINUTES ?= 40
+soak: $(STAMP)
+	$(BIN)/python -m streams.bench.soak --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

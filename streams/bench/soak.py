@@ -178,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     duration_s = args.minutes * 60
     argv = [*ENGAGE, "demo", "--plain", "--duration", str(duration_s), "--rate", str(args.rate)]
+    argv += ["--broker-memory-mb", str(args.broker_memory_mb)]
     print(f"soak: {' '.join(argv[2:])} for {args.minutes:g} min; data and logs in {data_dir}", flush=True)
     with log_path.open("wb") as out:
         demo = subprocess.Popen(
@@ -261,6 +262,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--every", type=float, default=30.0, help="seconds between samples")
     parser.add_argument("--flat-mb-per-min", type=float, default=2.0)
     parser.add_argument("--max-lag", type=float, default=5000.0, help="messages (each up to 500 events)")
+    parser.add_argument(
+        "--broker-memory-mb",
+        type=float,
+        default=0,
+        help="the demo's broker budget (default 0: none, so the soak sees the broker's growth)",
+    )
     parser.add_argument("--data-dir", default=None, help="default: a fresh temporary directory")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the demo (repeatable)")
     parser.add_argument("--out", default=str(RESULTS))

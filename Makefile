@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration e2e chaos bench clean tools lowest
+.PHONY: run test lint unit integration e2e chaos bench soak clean tools lowest
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -71,6 +71,12 @@ lowest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m streams.bench
+
+# The live pipeline (engage demo) for SOAK_MINUTES: RSS, CPU and lag over time, and whether memory
+# levelled off (streams/bench/soak.py); not part of `make test`.
+SOAK_MINUTES ?= 40
+soak: $(STAMP)
+	$(BIN)/python -m streams.bench.soak --minutes $(SOAK_MINUTES) $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -119,7 +119,8 @@ class Metrics:
             ),
             consumer_lag=gauge(
                 "consumer_lag_messages",
-                "Messages between the committed position and the high-water mark.",
+                "Messages between the committed position and the high-water mark (a changelog "
+                "partition: records left to apply, only while it recovers).",
                 ("topic", "partition"),
             ),
             watermark=gauge(

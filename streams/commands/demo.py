@@ -16,6 +16,7 @@ import os
 import secrets
 import signal
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,34 @@ DEMO_WINDOW = "2d"  # followers engage and lapse within a couple of minutes at Ã
 # Wall seconds of pipeline delay the allowed lateness must cover. Outputs become final that much
 # behind the newest event; a worker lagging more than this dead-letters events as late (Ã—3600: 10 h).
 PIPELINE_SLACK_S = 10.0
+# The embedded broker (Tansu 0.6, memory storage) keeps every record it is sent: it has no retention and
+# answers DeleteRecords with a panic ("not yet implemented"), so its memory grows with the traffic and
+# nothing in the pipeline can bound it (issue 17). The demo stops itself before it takes the machine.
+BROKER_BUDGET_CAP_MB = 2048
+
+
+def broker_budget_mb(meminfo: str) -> float:
+    """A quarter of ``MemTotal`` (``/proc/meminfo`` text), at most ``BROKER_BUDGET_CAP_MB``."""
+    for line in meminfo.splitlines():
+        if line.startswith("MemTotal:"):
+            return min(float(BROKER_BUDGET_CAP_MB), int(line.split()[1]) / 1024 / 4)
+    return float(BROKER_BUDGET_CAP_MB)
+
+
+def broker_limit(memory_mb: Callable[[], float | None], budget_mb: float) -> Callable[[], str | None]:
+    """The session's stop condition: a reason once the embedded broker holds more than ``budget_mb``."""
+
+    def over() -> str | None:
+        used = memory_mb()
+        if budget_mb <= 0 or used is None or used <= budget_mb:
+            return None
+        return (
+            f"stopping: the embedded broker holds {used:,.0f} MB, over its budget of {budget_mb:,.0f} MB "
+            "(it keeps every message: no retention in its memory storage). Run again to go on from here, "
+            "or set KAFKA_BOOTSTRAP_SERVERS to a Kafka with retention to run for good."
+        )
+
+    return over
 
 
 def register(sub: Any) -> None:
@@ -64,6 +93,13 @@ def register(sub: Any) -> None:
     )
     parser.add_argument("--concurrency", type=int, default=16, help="webhook requests in flight at most")
     parser.add_argument("--plain", action="store_true", help="log lines instead of the live screen")
+    parser.add_argument(
+        "--broker-memory-mb",
+        type=float,
+        default=None,
+        help="stop the traffic when the embedded broker's memory passes this (default: a quarter of "
+        f"the machine's memory, at most {BROKER_BUDGET_CAP_MB} MB; 0: no limit)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -146,6 +182,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     log_file = _log_to_file(settings.data_dir.resolve() / "logs" / "demo.log", args.verbose)
     orchestrator = Orchestrator(settings, env, overrides)
     outcome: Outcome | None = None
+    stopped_by: str | None = None
     statuses: dict[str, int | None] = {}
     try:
         endpoints = orchestrator.start()
@@ -198,8 +235,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             kafka_security=PLAINTEXT if endpoints.embedded_kafka else settings.kafka_security,
         )
         with Screen(info, live=not args.plain) as screen:
-            session = Session(plan, screen, orchestrator.check_children)
+            budget = args.broker_memory_mb
+            if budget is None:
+                budget = broker_budget_mb(Path("/proc/meminfo").read_text())
+            limit = broker_limit(orchestrator.broker_memory_mb, budget)
+            session = Session(plan, screen, orchestrator.check_children, limit)
             outcome = asyncio.run(session.run())
+            stopped_by = session.stopped_by
     finally:
         cpu = {**orchestrator.cpu_usage(), "demo": time.process_time()}
         interrupts: list[int] = []
@@ -226,6 +268,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     assert outcome is not None
     history_start = record.first_start_ms if record.first_start_ms is not None else start_ms
     _summary(outcome, statuses, settings, top, history_start, log_file)
+    if stopped_by is not None:
+        print(stopped_by, flush=True)
     print("cpu seconds: " + " ".join(f"{name}={seconds:.1f}" for name, seconds in cpu.items()), flush=True)
     failed = [name for name, status in statuses.items() if status not in (0, None)]
     return 1 if failed else 0

@@ -67,10 +67,9 @@ def run(
     args: argparse.Namespace, settings: Settings, *, wrap_sink: Callable[[Sink], Sink] | None = None
 ) -> int:
     """``wrap_sink``: decorate the sink (the benchmark's latency probe watches what lands in ClickHouse)."""
-    from faust.worker import Worker
-
     from streams.worker import health_wiring
     from streams.worker.app import WorkerRuntime, create_app
+    from streams.worker.stop_deadline import BoundedStopWorker
 
     # The worker allocates many short-lived objects per event and keeps many long-lived ones (state);
     # CPython's default GC thresholds then spend about half the time in full collections (measured
@@ -103,7 +102,7 @@ def run(
             )
         # Logging is configured once for every command (streams.logs: level, text or JSON, secrets
         # redacted); Faust's own setup would replace that handler with its plain-text one.
-        worker = Worker(app, quiet=True, override_logging=False)
+        worker = BoundedStopWorker(app, quiet=True, override_logging=False)
         # Faust's terminal spinner sets the root logger to DEBUG so that it spins on every record:
         # aiokafka then builds a debug record per produced message (measured: a quarter of a
         # million per 300k events). No spinner, no debug records.

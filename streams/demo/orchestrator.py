@@ -55,6 +55,17 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_mb(pid: int) -> float | None:
+    """The resident set of a live process in MiB (Linux ``/proc``), else None."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def port_or_free(host: str, wanted: int) -> int:
     """``wanted`` when it can be bound on ``host`` now, else a free port (0 always means a free one)."""
     if wanted > 0:
@@ -195,6 +206,11 @@ class Orchestrator:
             pids["broker"] = self.broker.pid
         usage = {name: cpu_seconds(pid) for name, pid in pids.items() if pid is not None}
         return {name: seconds for name, seconds in usage.items() if seconds is not None}
+
+    def broker_memory_mb(self) -> float | None:
+        """The embedded broker's resident set (None: no embedded broker, or it is gone)."""
+        pid = self.broker.pid if self.broker is not None else None
+        return rss_mb(pid) if pid is not None else None
 
     def start(self) -> Endpoints:
         self.log_dir.mkdir(parents=True, exist_ok=True)

@@ -73,12 +73,15 @@ class Session:
         plan: SessionPlan,
         screen: Screen,
         check_children: Callable[[], None],
+        limit: Callable[[], str | None] = lambda: None,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.plan = plan
         self.screen = screen
         self._check_children = check_children
+        self._limit = limit
+        self.stopped_by: str | None = None  # the reason ``limit`` gave, when it ended the traffic
         self._clock = clock
         self.board = Board(
             (a.account_id, a.platform, plan.followers.get(a.account_id, 0)) for a in plan.generator.accounts
@@ -137,6 +140,10 @@ class Session:
                 while not self._stop.is_set():
                     await self._refresh(worker, ingest, sender.stats)
                     if plan.duration_s is not None and self._elapsed() >= plan.duration_s:
+                        break
+                    self.stopped_by = self._limit()
+                    if self.stopped_by is not None:
+                        self.screen.say(self.stopped_by)
                         break
                     if send_task.done():
                         send_task.result()  # the stream is endless: ending means an error

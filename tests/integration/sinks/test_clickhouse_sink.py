@@ -334,3 +334,22 @@ def test_a_retried_batch_counts_each_table_once(sink: ClickHouseSink, q: Query, 
     assert q.rows("SELECT count() FROM DB.engagement_transitions") == [
         (sum(len(b.transitions) for b in batches),)
     ]
+
+
+def test_writes_leave_no_garbage_behind(sink: ClickHouseSink, q: Query) -> None:
+    """Issue 17: every insert left its clickhouse-connect insert context, with all of the batch's rows
+    as Python objects, in a reference cycle; the worker, which collects rarely, grew by ~60 MB a minute.
+    Written with the collector off, the batches must leave nothing that only a collection frees."""
+    import gc
+
+    batches = generate(seed=9, batches=6)
+    gc.collect()
+    gc.disable()
+    try:
+        for batch in batches:
+            sink.write(batch)
+        leaked = gc.collect()
+    finally:
+        gc.enable()
+    assert leaked == 0
+    assert q.rows("SELECT count() FROM DB.follower_scores")[0][0] > 0

@@ -17,6 +17,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from streams.embedded.broker import free_port
+from tests.reaper import die_with_pytest
 
 
 @dataclass
@@ -64,6 +65,7 @@ class WorkerProcess:
             stdout=self.log_path.open("wb"),
             stderr=subprocess.STDOUT,
             cwd=REPO_ROOT,
+            preexec_fn=die_with_pytest,
         )
 
     def kill(self) -> None:

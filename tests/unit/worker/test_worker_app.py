@@ -102,7 +102,10 @@ def test_a_revoked_partition_leaves_the_watermark_and_lag_gauges(tmp_path: Path)
     consumer = SimpleNamespace(
         assignment=lambda: set(assignment), highwater=lambda tp: 10, _committed_offset={TP("like", 0): 4}
     )
-    app: Any = SimpleNamespace(consumer=consumer)
+    recovery = SimpleNamespace(in_recovery=False, active_remaining=dict)
+    app: Any = SimpleNamespace(
+        consumer=consumer, tables=SimpleNamespace(changelog_topics=set(), recovery=recovery)
+    )
     reported = _update_lag(app, runtime.metrics, set())
     lag = {"topic": "like", "partition": "1"}
     assert registry.get_sample_value("engage_consumer_lag_messages", lag) == 10
@@ -170,3 +173,27 @@ def test_faust_changelog_topics_carry_the_topic_prefix(tmp_path: Path) -> None:
         "prod.engagement-streams-engagement-state-changelog",
         "prod.engagement-streams-drop-state-changelog",
     }
+
+
+def test_changelog_lag_is_reported_only_while_recovering(tmp_path: Path) -> None:
+    """Issue 17: a changelog partition's lag kept its recovery-time value forever (9-15 with nothing
+    left to read), since nothing commits a changelog offset. It is Faust's own count of records left
+    to apply while the partition is recovering, and no series once it is recovered."""
+    registry = CollectorRegistry()
+    settings = Settings.from_env({"ENGAGE_DATA_DIR": str(tmp_path)})
+    runtime = WorkerRuntime(settings, Metrics.create(registry), MemorySink())
+    changelog, source = TP("engage-engagement-state-changelog", 0), TP("like", 0)
+    consumer = SimpleNamespace(
+        assignment=lambda: {changelog, source}, highwater=lambda tp: 12, _committed_offset={source: 12}
+    )
+    recovery = SimpleNamespace(in_recovery=True, active_remaining=lambda: {changelog: 5})
+    tables = SimpleNamespace(changelog_topics={changelog.topic}, recovery=recovery)
+    app: Any = SimpleNamespace(consumer=consumer, tables=tables)
+    series = {"topic": changelog.topic, "partition": "0"}
+
+    reported = _update_lag(app, runtime.metrics, set())
+    assert registry.get_sample_value("engage_consumer_lag_messages", series) == 5
+    recovery.in_recovery = False
+    _update_lag(app, runtime.metrics, reported)
+    assert registry.get_sample_value("engage_consumer_lag_messages", series) is None
+    assert registry.get_sample_value("engage_consumer_lag_messages", {"topic": "like", "partition": "0"}) == 0

@@ -8,6 +8,7 @@ the Distributed tables relied on the writer's profile for ``distributed_foregrou
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -47,11 +48,12 @@ class FakeClickHouse:
     def insert(
         self, table: str | None = None, data: Any = None, column_names: Any = None, **kwargs: Any
     ) -> None:
-        if kwargs.get("settings") is not None:  # the writer's inserts, not the migrator's bookkeeping
-            self.inserts.append({"table": table, **kwargs})
+        context = kwargs.get("context")
+        if context is not None:  # the writer's inserts (one reused context per table), not the migrator's
+            self.inserts.append({"table": context.table, "settings": dict(context.settings)})
 
-    def create_insert_context(self, **kwargs: Any) -> Any:
-        return type("Context", (), {"column_types": None})()
+    def create_insert_context(self, table: str, **kwargs: Any) -> Any:
+        return SimpleNamespace(table=table, settings={}, column_types=None)
 
     def close(self) -> None:
         pass

@@ -50,18 +50,23 @@ def scenario(
     return out
 
 
-def sentinels(partitions: int, far_ms: int) -> list[Interaction]:
-    """One like per partition, far in event time, so every partition's watermark finalises everything."""
-    out: list[Interaction] = []
-    needed = set(range(partitions))
-    i = 0
+def one_per_partition(partitions: int, prefix: str) -> list[tuple[int, str]]:
+    """``(i, actor)`` for one actor id ``{prefix}{i}`` on each partition, in the order found."""
+    found: list[tuple[int, str]] = []
+    needed, i = set(range(partitions)), 0
     while needed:
-        actor = f"sentinel{i}"
+        actor = f"{prefix}{i}"
         p = partition_for(actor.encode(), partitions)
         if p in needed:
             needed.discard(p)
-            out.append(
-                Interaction(f"sentinel-{i}", "like", "generic", "sentinel-acc", actor, "p", None, far_ms)
-            )
+            found.append((i, actor))
         i += 1
-    return out
+    return found
+
+
+def sentinels(partitions: int, far_ms: int) -> list[Interaction]:
+    """One like per partition, far in event time, so every partition's watermark finalises everything."""
+    return [
+        Interaction(f"sentinel-{i}", "like", "generic", "sentinel-acc", actor, "p", None, far_ms)
+        for i, actor in one_per_partition(partitions, "sentinel")
+    ]

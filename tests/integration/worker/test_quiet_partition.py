@@ -13,27 +13,19 @@ from pathlib import Path
 
 from streams.embedded.broker import EmbeddedBroker
 from streams.events import Interaction
-from streams.partitioning import partition_for
 from tests.integration.worker.harness import WorkerProcess, caught_up, read_topic, wait_for
 from tests.integration.worker.test_topology import _check_exact, _expected, _flags, _publish, _setup
+from tests.scenarios import one_per_partition
 
 
 def _one_comment_per_partition(partitions: int, at_ms: int) -> list[Interaction]:
     """A substantive comment on every partition, at ``at_ms``: after the far-future sentinels arrive on
     the like topic, the comment topic has only just caught up and holds the watermark here for the
     idle interval, so the lapses due after ``at_ms`` wait for that interval to pass."""
-    out: list[Interaction] = []
-    needed, i = set(range(partitions)), 0
-    while needed:
-        actor = f"tail{i}"
-        partition = partition_for(actor.encode(), partitions)
-        if partition in needed:
-            needed.discard(partition)
-            out.append(
-                Interaction(f"tail-{i}", "comment", "generic", "acc0", actor, "p1", "one more word", at_ms)
-            )
-        i += 1
-    return out
+    return [
+        Interaction(f"tail-{i}", "comment", "generic", "acc0", actor, "p1", "one more word", at_ms)
+        for i, actor in one_per_partition(partitions, "tail")
+    ]
 
 
 def test_a_restart_with_nothing_new_to_read_still_drains_the_lapses_due(

@@ -41,9 +41,9 @@ class MetricsProbe:
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
             return None
 
-    async def ready(self, path: str | None = None) -> bool:
-        """True when ``path`` (default: the probe's own URL) answers 200."""
-        url = self.url if path is None else self.url.rsplit("/", 1)[0] + path
+    async def ready(self, url: str | None = None) -> bool:
+        """True when ``url`` (default: the probe's own URL) answers 200."""
+        url = self.url if url is None else url
         try:
             async with self._session.get(url, timeout=self._timeout) as response:
                 await response.read()

@@ -171,7 +171,8 @@ class Session:
         deadline = self._clock() + self.plan.ready_timeout_s
         while not self._stop.is_set():
             self._check_children()
-            if await worker.ready() and await ingest.ready("/readyz"):
+            # Ingest answers /readyz on its webhook port; its /metrics has a port of its own.
+            if await worker.ready() and await ingest.ready(f"{self.plan.ingest_url}/readyz"):
                 self.screen.say("pipeline ready; sending traffic")
                 return True
             if self._clock() > deadline:

@@ -145,26 +145,26 @@ def measure(
     }
     # who read the changelog: streams.worker.fast_recovery (a plain consumer) or Faust's record-by-record loop
     log_text = worker.log_path.read_text(errors="replace")
-    recovery["changelog_reader"] = "plain consumer" if "] changelog read done: " in log_text else "faust"
+    recovery["changelog_reader"] = "plain consumer" if ": changelog read done: " in log_text else "faust"
     return state, recovery
 
 
 def _recovered_lines(worker: Child) -> int:
     """The worker logs ``recovered partition N: …`` once a partition's runner restored its engine."""
-    return worker.log_path.read_text(errors="replace").count("] recovered partition ")
+    return worker.log_path.read_text(errors="replace").count(": recovered partition ")
 
 
 def _faust_phases(log: str, started_at: float) -> dict[str, float]:
     """Seconds from the process start to Faust's recovery milestones, from its log timestamps."""
     marks = {  # Faust's own changelog read, or ours (streams.worker.fast_recovery)
-        "changelog_read_start_s": ("Restoring state from changelog topics", "] changelog read: "),
-        "changelog_read_done_s": ("Done reading from changelog topics", "] changelog read done: "),
-        "worker_ready_s": ("[^Worker]: Ready",),
+        "changelog_read_start_s": ("Restoring state from changelog topics", ": changelog read: "),
+        "changelog_read_done_s": ("Done reading from changelog topics", ": changelog read done: "),
+        "worker_ready_s": ("Worker]: Ready",),
     }
     found: dict[str, float] = {}
-    for line in log.splitlines():
+    for line in log.splitlines():  # streams.logs' text format: "2026-12-07 00:01:03,149 INFO name: ..."
         for name, texts in marks.items():
-            if name not in found and any(text in line for text in texts) and line.startswith("["):
-                stamp = datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            if name not in found and any(text in line for text in texts) and line[:1].isdigit():
+                stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
                 found[name] = stamp - started_at
     return found

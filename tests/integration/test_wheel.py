@@ -37,7 +37,7 @@ assert schema_dir() == Path(streams.__file__).resolve().parent / "schemas", sche
 assert sorted(p.name for p in (schema_dir() / "clickhouse").glob("*.sql")), "no migrations"
 assert sorted(p.name for p in cluster_migrations_dir().glob("*.sql")), "no cluster DDL"
 schemas = {"alerts": "engagement_alert.v1.json", "flags": "engagement_flag.v1.json",
-           "account_hours": "account_hours.v1.json"}
+           "account_hours": "account_hours.v1.json", "dead_letters": "dead_letter.v1.json"}
 checked = 0
 for path in sorted((schema_dir() / "events" / "examples").rglob("*.json")):
     doc = orjson.loads(path.read_bytes())

@@ -66,7 +66,7 @@ TABLES = ("engagement-state", "drop-state")
 
 
 def changelog_topic(settings: Settings, table: str) -> str:
-    """Faust's changelog of ``table``, prefix first (see :mod:`streams.worker.changelog_names`)."""
+    """Faust's changelog of ``table``, prefix first (:mod:`streams.worker.faust_adapter.changelog_names`)."""
     return f"{settings.topic_prefix}{settings.consumer_group}-{table}-changelog"
 
 

@@ -50,7 +50,7 @@ from streams.producer import KafkaEventPublisher
 from streams.runtime import create_topics
 from streams.settings import Settings
 from streams.topics import changelog_topic
-from streams.worker.app import TABLE_NAME
+from streams.worker.stage import TABLE_NAME
 
 PARTITIONS = 4
 

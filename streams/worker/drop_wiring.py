@@ -10,8 +10,8 @@ re-posted too, see :mod:`streams.alerting`).
 
 **Why a replay is harmless.** Only after a message's outputs are delivered are its staged writes put
 into the table (accounts first, the partition's meta last, all on that partition's changelog, so
-what survives a crash is a prefix of the writes in order). As stage 1 does (:mod:`streams.worker.bulk`),
-the writes go to the table's local store and to a :class:`~streams.worker.bulk.ChangelogBuffer`, not
+what survives a crash is a prefix of the writes in order). As stage 1 does (:mod:`streams.worker.changelog`),
+the writes go to the table's local store and to a :class:`~streams.worker.changelog.ChangelogBuffer`, not
 through Faust's per-key changelog send. The agent takes messages in small batches without
 acknowledging them (``noack_take``), sends the batch's changelog records as record batches and awaits
 their delivery (:meth:`DropStage.sync`), and only then acknowledges the batch, so Faust never commits
@@ -51,17 +51,19 @@ from streams.errors import AlertmanagerRejected, AlertmanagerUnavailable, WriteF
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.sinks.base import SinkBatch
-from streams.worker.bulk import ChangelogBuffer, Record, send_records
-from streams.worker.rebalance import current_generation
+from streams.worker.changelog import ChangelogBuffer, Record
+from streams.worker.faust_adapter.outputs import send_records
+from streams.worker.faust_adapter.rebalance import current_generation
+from streams.worker.faust_adapter.rocksdb import partition_store
+from streams.worker.partition_view import PartitionView
 from streams.worker.sink_retry import SinkWriter
 from streams.worker.stage2 import AccountHoursProcessor, Handled
 from streams.worker.staged import StagedStore
-from streams.worker.state import PartitionView
 
 if TYPE_CHECKING:
     import faust
 
-    from streams.worker.app import WorkerRuntime
+    from streams.worker.stage import EngagementStage as WorkerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +136,11 @@ class DropStage:
     def processor_for(self, partition: int) -> tuple[AccountHoursProcessor, StagedStore]:
         found = self.processors.get(partition)
         if found is None:
-            staged = StagedStore(PartitionView(self.table, partition, self.partitions, self.changelog))
+            staged = StagedStore(
+                PartitionView(
+                    partition_store(self.table, partition), partition, self.partitions, self.changelog
+                )
+            )
             processor = AccountHoursProcessor(self.rule, staged, partition, self.partitions)
             found = self.processors[partition] = (processor, staged)
             meta = processor.meta()

@@ -29,8 +29,9 @@ from streams.partitioning import partition_for
 from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink
-from streams.worker.bulk import ChangelogBuffer, Record
+from streams.worker.changelog import ChangelogBuffer, Record
 from streams.worker.drop_wiring import DropStage
+from streams.worker.flush import flush
 from streams.worker.sink_retry import SinkWriter
 from streams.worker.stage2_state import decode_account, encode_account
 from tests.bench.stage_profile import PARTITIONS, envelopes, run_as_worker, stage1
@@ -120,7 +121,7 @@ async def run(messages: list[tuple[int, str, bytes]], interval: int, settings: S
 
     async def flush_all() -> None:
         for runner, view in zip(runners, views, strict=True):
-            await runner.flush(view, port, SinkWriter(sink, backoff, metrics))
+            await flush(runner, view, port, SinkWriter(sink, backoff, metrics))
         await stage2()
 
     offsets: dict[tuple[int, str], int] = {}

@@ -19,8 +19,8 @@ from aiokafka import AIOKafkaProducer
 from faust.types import TP
 
 from streams.embedded.broker import EmbeddedBroker, ensure_topics, free_port
-from streams.worker import fast_recovery, highwater
-from streams.worker.bulk import send_records
+from streams.worker.faust_adapter import fast_recovery, highwater
+from streams.worker.faust_adapter.outputs import send_records
 
 # (partition, key, value): a key written twice, a tombstone, and a key deleted then written again.
 RECORDS: list[tuple[int, bytes, bytes | None]] = [

@@ -18,7 +18,7 @@ from streams.metrics import Metrics
 from streams.partitioning import partition_for
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink, SinkBatch
-from streams.worker.bulk import Record
+from streams.worker.changelog import Record
 from streams.worker.drop_wiring import DropStage
 from streams.worker.sink_retry import SinkWriter
 from streams.worker.stage2_state import hours_meta_key

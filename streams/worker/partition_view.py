@@ -4,83 +4,18 @@ The Faust table holds every actor of every partition this worker owns, keyed by 
 (the changelog partition of a key is its murmur2 partition, the same as its events' partition).
 :class:`PartitionView` gives the engagement core a ``MutableMapping[str, bytes]`` of just its
 partition's actors, so the core never knows about Faust or bytes keys. Writes go to the table's local
-store and, when a :class:`~streams.worker.bulk.ChangelogBuffer` is given, into it, to be sent to the
-changelog in record batches at the flush (see :mod:`streams.worker.bulk`).
-
-Two Faust stores back the table (``ENGAGE_STATE_STORE``). The in-memory store is one dict for every
-partition. The RocksDB store keeps one database per partition and picks the database of a write from
-Faust's *current event*, asserting there is one; a read made while another partition's event is
-current looks in that partition's database. Our writes happen at a flush, outside any event, so a view
-over the RocksDB store addresses its partition's database itself (:class:`RocksPartition`): every key
-a view writes belongs to the view's changelog partition, which is also where Faust's changelog
-recovery puts it back.
+store (as the Faust adapter hands it over: :func:`streams.worker.faust_adapter.rocksdb.partition_store`)
+and, when a :class:`~streams.worker.changelog.ChangelogBuffer` is given, into it, to be sent to the
+changelog in record batches at the flush (step 3 of :mod:`streams.worker.flush`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
-from typing import Any
 
 from streams.partitioning import partition_for
-from streams.worker.bulk import ChangelogBuffer
-from streams.worker.meta import META_PREFIX
-
-
-class RocksPartition(MutableMapping[bytes, bytes]):
-    """One partition's database of Faust's RocksDB store (rocksdict), bypassing the current-event routing.
-
-    The database is looked up at every call, not kept: Faust closes a revoked partition's database
-    and opens it again when the partition comes back.
-    """
-
-    def __init__(self, store: Any, partition: int) -> None:
-        self._store = store
-        self._partition = partition
-        self._offset_key: bytes = store.offset_key  # Faust's persisted changelog offset, not a table key
-
-    def _db(self) -> Any:
-        return self._store._db_for_partition(self._partition)
-
-    def __getitem__(self, key: bytes) -> bytes:
-        value: bytes | None = self._db().get(key)
-        if value is None:
-            raise KeyError(key)
-        return value
-
-    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
-        value: bytes | None = self._db().get(key)
-        return default if value is None else value
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self._db()[key] = value
-
-    def __delitem__(self, key: bytes) -> None:
-        db = self._db()
-        if db.get(key) is None:
-            raise KeyError(key)
-        del db[key]
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, bytes) and self._db().get(key) is not None
-
-    def __iter__(self) -> Iterator[bytes]:
-        offset_key = self._offset_key
-        for key in self._db().keys():  # noqa: SIM118  (an Rdict iterates its keys only through keys())
-            if key != offset_key:
-                yield key
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-def is_rocksdb_url(url: str) -> bool:
-    """``ENGAGE_STATE_STORE`` names Faust's RocksDB store (``rocksdb://``)."""
-    return url.split(":", 1)[0].lower() == "rocksdb"
-
-
-def is_rocksdb_store(table: object) -> bool:
-    """Faust's RocksDB store (``rocksdb://``): partitioned databases behind the current-event routing."""
-    return hasattr(table, "_db_for_partition") and hasattr(table, "offset_key")
+from streams.worker.changelog import ChangelogBuffer
+from streams.worker.progress import PROGRESS_PREFIX
 
 
 class PartitionView(MutableMapping[str, bytes]):
@@ -91,8 +26,6 @@ class PartitionView(MutableMapping[str, bytes]):
         partitions: int,
         changelog: ChangelogBuffer | None = None,
     ) -> None:
-        if is_rocksdb_store(table):
-            table = RocksPartition(table, partition)
         self._table = table
         self._partition = partition
         self._partitions = partitions
@@ -131,10 +64,10 @@ class PartitionView(MutableMapping[str, bytes]):
         return default
 
     def __iter__(self) -> Iterator[str]:
-        meta = META_PREFIX.encode()
+        progress = PROGRESS_PREFIX.encode()
         for key in list(self._table.keys()):
             raw = key if isinstance(key, bytes) else str(key).encode()
-            if not raw.startswith(meta) and partition_for(raw, self._partitions) == self._partition:
+            if not raw.startswith(progress) and partition_for(raw, self._partitions) == self._partition:
                 yield raw.decode()
 
     def internal(self, prefix: str) -> Iterator[tuple[str, bytes]]:

@@ -110,9 +110,7 @@ def test_only_the_adapter_imports_the_framework(name: str) -> None:
     if name == ADAPTER or name.startswith(f"{ADAPTER}."):
         return
     framework = {
-        imported
-        for imported in _imports(name, _modules()[name])
-        if imported.split(".")[0] in FRAMEWORK
+        imported for imported in _imports(name, _modules()[name]) if imported.split(".")[0] in FRAMEWORK
     }
     assert framework == set(), f"{name} imports {sorted(framework)}: that belongs in {ADAPTER}"
 

@@ -44,7 +44,7 @@ def create_app(settings: Settings, bootstrap: str, **overrides: Any) -> faust.Ap
         topic_partitions=partitions,
         topic_replication_factor=max(topics.replication(settings), 1),  # streams.topics creates them first
         producer_acks=-1,
-        # Faust's defaults (60 s) make a group join take ~30 s on Tansu; 10 s measured ~5 s.
+        # Faust's defaults (60 s) make a group join on Tansu several times slower (README: Tansu quirks).
         broker_session_timeout=SESSION_TIMEOUT_S,
         broker_rebalance_timeout=10.0,
         broker_heartbeat_interval=1.0,
@@ -61,8 +61,8 @@ def create_app(settings: Settings, bootstrap: str, **overrides: Any) -> faust.Ap
         producer_compression_type="zstd",
         # Fetch up to 4 MiB per partition (Faust's default 1 MiB): the agent works through a take batch
         # without yielding, so what was prefetched meanwhile is all it has next; with 1 MiB it waited for
-        # data between batches. 1M bench events, same session: 56.6k/47.4k → 64.3k/64.9k events/s
-        # (8 MiB: 64.4k/59.9k, no better). Bounded: 4 MiB × the partitions this worker is assigned.
+        # data between batches (README, Performance: 8 MiB was no better). Bounded: 4 MiB × the partitions
+        # this worker is assigned.
         consumer_max_fetch_size=4 * 1024 * 1024,
         producer_max_request_size=4 * 1024 * 1024,
         **overrides,
@@ -79,7 +79,7 @@ def start_from_changelog(app: faust.App, settings: Settings) -> None:
     re-applying its events (see :meth:`PartitionEngine.restore`) and never send their states to the
     changelog, so the partition's next owner on another disk would miss them. Kafka Streams wipes a
     store after an unclean shutdown for the same reason. The price is a full changelog read at each
-    start, as with the memory store (streams.worker.fast_recovery: 250k records in ~1 s here).
+    start, as with the memory store (read fast by :mod:`~streams.worker.faust_adapter.fast_recovery`).
     """
     if is_rocksdb_url(settings.state_store):
         tables = app.conf.tabledir
@@ -106,10 +106,9 @@ def shorten_fetch_wait(consumer: Any, max_wait_ms: int) -> None:
     aiokafka sends one fetch at a time per broker, for the partitions that have nothing buffered. When
     those have reached the end of their log, the broker holds the fetch for the whole wait, and the
     partitions that do have data, whose buffers were consumed meanwhile, wait behind it: with 1.5 s the
-    agent sat idle for up to a second at a time near the end of a backlog (getmany calls measured
-    returning nothing after 1.0-1.5 s while other partitions still had data). The embedded Tansu broker
-    also holds a parked fetch when new data arrives (Kafka answers at once): a message produced 0.3 s
-    into a 1.5 s wait reached an aiokafka consumer 0.45 s after its producer's ack, 4 ms with 100 ms.
+    agent sat idle for up to a second at a time near the end of a backlog. The embedded Tansu broker also
+    holds a parked fetch when new data arrives (Kafka answers at once), so with 1.5 s a live message could
+    wait most of that for its consumer (figures in the README: Tansu quirk handled).
     The price is an idle consumer's empty fetch every ``max_wait_ms``.
     """
     thread = consumer._thread  # Faust's AIOKafkaConsumerThread; no public hook for consumer settings

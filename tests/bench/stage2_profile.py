@@ -6,7 +6,7 @@ Runs stage 1 as :mod:`tests.bench.stage_profile` does (one :class:`PartitionRunn
 the benchmark envelopes, a flush every ``--interval`` events: the worker flushes once per commit
 interval, 1 s at ~64k events/s), capturing the ``engagement.account-hours`` records each flush
 publishes: records keyed by account go to their partition, the heartbeat to every partition, as
-:class:`~streams.worker.app.FaustOutputs` routes them. After each flush, stage 2
+:class:`~streams.worker.faust_adapter.outputs.FaustOutputs` routes them. After each flush, stage 2
 (:class:`~streams.worker.drop_wiring.DropStage` over a plain dict table, alerts counted) processes
 what that flush published, in batches as the agent takes them, with a :meth:`DropStage.sync` per
 batch. Only stage 2 is timed (``time.process_time``); prints CPU µs per input event and per record.

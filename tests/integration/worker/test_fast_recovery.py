@@ -1,4 +1,4 @@
-"""The plain-consumer changelog read (streams.worker.fast_recovery) against the real Tansu broker.
+"""The plain-consumer changelog read (``faust_adapter.fast_recovery``) against the real Tansu broker.
 
 The Faust side is a real ``faust.App`` with a real in-memory table store (not started: nothing here needs
 its consumer); the Recovery service's state is driven by hand where a test needs a given hand-over point.

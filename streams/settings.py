@@ -1,8 +1,9 @@
 """One typed, frozen configuration object, read from the environment once at start-up.
 
 Library modules never read ``os.environ``: the CLI calls :func:`Settings.from_env` and passes the
-result (or the part of it a component needs) down. Every variable is declared once in
-:data:`ENV_VARS`, which is what the README table and the compose-file test are checked against.
+result (or the part of it a component needs) down. Every variable is declared once, as a field of
+:class:`Settings` made by :func:`setting` (environment name, parser, default as text, help); :data:`ENV_VARS`
+is derived from those fields, and the README table and the compose-file test are checked against it.
 
 Durations accept ``500ms``, ``90s``, ``15m``, ``1h``, ``30d`` or a plain number of seconds.
 """
@@ -14,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from streams.errors import ConfigError
 from streams.kafka_security import KafkaSecurity
@@ -80,6 +81,10 @@ def _parse_log_format(text: str) -> str:
     return lowered
 
 
+_T = TypeVar("_T")
+_ENV = "env"  # the metadata key of a Settings field's EnvVar
+
+
 @dataclass(frozen=True)
 class EnvVar:
     """One environment variable: its name, default (as text), parser and meaning."""
@@ -91,264 +96,19 @@ class EnvVar:
     secret: bool = False
 
 
-ENV_VARS: tuple[EnvVar, ...] = (
-    EnvVar(
-        "KAFKA_BOOTSTRAP_SERVERS",
-        "",
-        str,
-        "Kafka bootstrap servers (host:port,...). Empty: start the embedded Tansu broker.",
-    ),
-    EnvVar(
-        "KAFKA_SECURITY_PROTOCOL",
-        "PLAINTEXT",
-        str.upper,
-        "`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`; every Kafka client of the project uses it.",
-    ),
-    EnvVar(
-        "KAFKA_SASL_MECHANISM", "PLAIN", str.upper, "`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (SASL_*)."
-    ),
-    EnvVar("KAFKA_SASL_USERNAME", "", str, "SASL user name (SASL_*)."),
-    EnvVar(
-        "KAFKA_SASL_PASSWORD", "", str, "SASL password; or `KAFKA_SASL_PASSWORD_FILE` (a path).", secret=True
-    ),
-    EnvVar("KAFKA_SSL_CA_FILE", "", str, "CA bundle (PEM) to verify the brokers; empty: the system's CAs."),
-    EnvVar("KAFKA_SSL_CERT_FILE", "", str, "Client certificate (PEM) for mutual TLS."),
-    EnvVar("KAFKA_SSL_KEY_FILE", "", str, "Client private key (PEM) for mutual TLS."),
-    EnvVar(
-        "KAFKA_SSL_KEY_PASSWORD",
-        "",
-        str,
-        "Password of the client key, if encrypted; or `KAFKA_SSL_KEY_PASSWORD_FILE`.",
-        secret=True,
-    ),
-    EnvVar(
-        "KAFKA_SSL_CHECK_HOSTNAME",
-        "true",
-        _parse_bool,
-        "Check that the broker certificate names the host connected to (the chain is always verified).",
-    ),
-    EnvVar(
-        "ENGAGE_CREATE_TOPICS",
-        "true",
-        _parse_bool,
-        "Create missing topics at start (always with the embedded broker); `false` without the Create ACL.",
-    ),
-    EnvVar(
-        "ENGAGE_CLICKHOUSE_CLUSTER",
-        "",
-        str,
-        "ClickHouse cluster name (`remote_servers`): workers apply the cluster DDL and insert with "
-        "`distributed_foreground_insert=1`. Empty: a single server (a cluster schema found is refused).",
-    ),
-    EnvVar("ENGAGE_TOPIC_PREFIX", "", str, "Prefix for every topic name, e.g. `prod.`."),
-    EnvVar(
-        "ENGAGE_TOPIC_PARTITIONS", "8", int, "Partitions of each interaction topic (the unit of scale-out)."
-    ),
-    EnvVar(
-        "ENGAGE_TOPIC_REPLICATION",
-        "",
-        _optional_int,
-        "Replication factor of topics the project creates. Empty: the broker's default (1 if embedded).",
-    ),
-    EnvVar(
-        "ENGAGE_TOPIC_RETENTION", "7d", parse_duration_ms, "retention.ms set on topics the project creates."
-    ),
-    EnvVar(
-        "ENGAGE_CONSUMER_GROUP", "engagement-streams", str, "Consumer group (Faust app id) of the workers."
-    ),
-    EnvVar(
-        "CLICKHOUSE_DSN",
-        "",
-        str,
-        "ClickHouse DSN: `https://user:pass@host:8443/db` (TLS; `?verify=`, `ca_cert=`, `client_cert=`, "
-        "`client_cert_key=`) or `http://...:8123/db`. Empty: chDB in `<data dir>/clickhouse`.",
-    ),
-    EnvVar("ENGAGE_DATA_DIR", "./data", Path, "Where the embedded default keeps chDB data and table state."),
-    EnvVar("ENGAGE_MIGRATE_ON_START", "true", _parse_bool, "Workers apply ClickHouse migrations at start."),
-    EnvVar(
-        "ENGAGE_ACTIVITY_TTL",
-        "400d",
-        parse_duration_ms,
-        "Retention of the per-minute ClickHouse tables, whole days (0: forever); set by `engage db migrate`.",
-    ),
-    EnvVar("ENGAGE_ENGAGED_THRESHOLD", "3", int, "N: substantive interactions in the window to be engaged."),
-    EnvVar("ENGAGE_WINDOW", "30d", parse_duration_ms, "W: the sliding event-time window."),
-    EnvVar("ENGAGE_MIN_WORDS", "2", int, "Words a comment or share text needs to be substantive."),
-    EnvVar(
-        "ENGAGE_ALLOWED_LATENESS",
-        "1h",
-        parse_duration_ms,
-        "How far behind the watermark an event may arrive and still count exactly.",
-    ),
-    EnvVar(
-        "ENGAGE_LIKE_WEIGHT",
-        "0",
-        float,
-        "Weight of a like in the engagement score (e.g. 0.1). Default 0: a like, like a follow, is not "
-        "engagement, and followers who only like then keep no state (1.6x worker throughput measured).",
-    ),
-    EnvVar("ENGAGE_STATE_STORE", "memory://", str, "Faust table store: `memory://` or `rocksdb://` (extra)."),
-    EnvVar(
-        "ENGAGE_COMMIT_INTERVAL", "1s", parse_duration_ms, "How often a worker flushes state and commits."
-    ),
-    EnvVar(
-        "ENGAGE_SINK_BATCH_ROWS", "10000", int, "ClickHouse writer: flush a table's batch at this many rows."
-    ),
-    EnvVar(
-        "ENGAGE_SINK_FLUSH_INTERVAL", "1s", parse_duration_ms, "ClickHouse writer: flush at least this often."
-    ),
-    EnvVar("ENGAGE_SINK_MAX_BACKOFF", "30s", parse_duration_ms, "Longest pause between ClickHouse retries."),
-    EnvVar("ENGAGE_WORKER_METRICS_PORT", "9108", int, "Port of the worker's /metrics (0: pick a free one)."),
-    EnvVar(
-        "ENGAGE_WORKER_METRICS_HOST",
-        "127.0.0.1",
-        str,
-        "Address the worker's /metrics binds (`0.0.0.0` in a container).",
-    ),
-    EnvVar("ENGAGE_INGEST_HOST", "127.0.0.1", str, "Address the webhook ingest service binds."),
-    EnvVar("ENGAGE_INGEST_PORT", "8080", int, "Port of the webhook ingest service."),
-    EnvVar("ENGAGE_INGEST_MAX_BODY", "1048576", int, "Largest webhook body accepted, in bytes (413 above)."),
-    EnvVar(
-        "ENGAGE_INGEST_ACK_TIMEOUT",
-        "5s",
-        parse_duration_ms,
-        "How long ingest waits for Kafka to acknowledge before answering 503.",
-    ),
-    EnvVar(
-        "ENGAGE_WEBHOOK_SECRETS",
-        "",
-        _parse_secrets,
-        "Per-source HMAC secrets: `generic=...,meta=...,x=...`.",
-        secret=True,
-    ),
-    EnvVar(
-        "ENGAGE_META_VERIFY_TOKEN", "", str, "Token Meta echoes in its subscription handshake.", secret=True
-    ),
-    EnvVar(
-        "ENGAGE_SIGNATURE_TOLERANCE",
-        "5m",
-        parse_duration_ms,
-        "Oldest signed timestamp accepted where a platform signs one.",
-    ),
-    # --- ingest hardening (issue 18): the limits of the public webhook edge -------------------------
-    EnvVar(
-        "ENGAGE_INGEST_METRICS_HOST",
-        "127.0.0.1",
-        str,
-        "Address ingest's /metrics binds (a port of its own, never the public webhook port).",
-    ),
-    EnvVar("ENGAGE_INGEST_METRICS_PORT", "9109", int, "Port of ingest's /metrics (0: pick a free one)."),
-    EnvVar(
-        "ENGAGE_INGEST_MAX_ELEMENTS",
-        "10000",
-        int,
-        "Most events/activities/entries one webhook request may carry (413 above).",
-    ),
-    EnvVar(
-        "ENGAGE_INGEST_MAX_DEAD_LETTERS",
-        "100",
-        int,
-        "Most dead-letter records one request makes; above, one summary record carries the whole body.",
-    ),
-    EnvVar(
-        "ENGAGE_INGEST_MAX_FUTURE_SKEW",
-        "15m",
-        parse_duration_ms,
-        "An event whose occurred_at is further ahead of the wall clock is dead-lettered (reason future).",
-    ),
-    EnvVar(
-        "ENGAGE_WEBHOOK_UNTIMED_SOURCES",
-        "",
-        _parse_names,
-        "Generic-endpoint sources that may sign without X-Signature-Timestamp (default: none may).",
-    ),
-    EnvVar(
-        "ENGAGE_WEBHOOK_TRUSTED_SOURCES",
-        "",
-        _parse_names,
-        "Generic-endpoint sources allowed to post events in a platform adapter's event_id namespace or "
-        "platform (x:, fb:, ig:, ap:, bsky:; default: none may).",
-    ),
-    EnvVar(
-        "ENGAGE_INGEST_HANDSHAKES_PER_MINUTE",
-        "30",
-        int,
-        "GET handshakes (X CRC, Meta challenge) answered per platform per minute (429 above).",
-    ),
-    EnvVar(
-        "ENGAGE_INGEST_BODY_TIMEOUT",
-        "30s",
-        parse_duration_ms,
-        "A request's whole body must arrive within this (408 and close above).",
-    ),
-    EnvVar(
-        "ENGAGE_INGEST_KEEPALIVE_TIMEOUT",
-        "15s",
-        parse_duration_ms,
-        "A connection without a complete request head this long after it opened or after its last "
-        "answer (idle keep-alive, slow headers) is closed.",
-    ),
-    EnvVar(
-        "ENGAGE_INGEST_MAX_CONNECTIONS",
-        "1000",
-        int,
-        "Open client connections ingest keeps; connections beyond are closed at once.",
-    ),
-    EnvVar(
-        "ENGAGE_INGEST_SHUTDOWN_TIMEOUT",
-        "10s",
-        parse_duration_ms,
-        "On SIGTERM, how long requests in flight may finish before connections are cut.",
-    ),
-    # --- end ingest hardening -----------------------------------------------------------------------
-    EnvVar("ENGAGE_DROP_THRESHOLD", "0.5", float, "Open an engagement-drop alert this far below baseline."),
-    EnvVar(
-        "ENGAGE_DROP_MIN_BASELINE",
-        "20",
-        float,
-        "Baseline substantive interactions per hour below which an account never alerts.",
-    ),
-    EnvVar(
-        "ENGAGE_ALERTMANAGER_URL",
-        "",
-        str,
-        "If set, POST drop alerts to this Alertmanager (`/api/v2/alerts`).",
-    ),
-    EnvVar(
-        "ENGAGE_LOG_LEVEL",
-        "warning",
-        _parse_log_level,
-        "Log level: `debug`, `info`, `warning`, `error` (`engage -v` raises it for one run).",
-    ),
-    EnvVar(
-        "ENGAGE_LOG_FORMAT",
-        "text",
-        _parse_log_format,
-        "`text` (one line per record) or `json` (one JSON object per line, for a log platform).",
-    ),
-    EnvVar(
-        "ENGAGE_HEALTH_MAX_LOOP_DELAY",
-        "30s",
-        parse_duration_ms,
-        "The worker's `/healthz` fails once its event loop has not run for this long.",
-    ),
-)
+def setting(name: str, parse: Callable[[str], _T], default: str, help: str, *, secret: bool = False) -> _T:
+    """A :class:`Settings` field read from the environment variable ``name``.
 
-_BY_NAME = {var.name: var for var in ENV_VARS}
-#: A secret may also come from a file (Docker/Kubernetes secrets): ``<NAME>_FILE`` holds its path.
-_SECRET_FILES = {f"{var.name}_FILE" for var in ENV_VARS if var.secret}
-
-
-def _secret_from_file(source: Mapping[str, str], var: EnvVar) -> str | None:
-    path = source.get(f"{var.name}_FILE")
-    if not path:
-        return None
-    if source.get(var.name):
-        raise ConfigError(f"set {var.name} or {var.name}_FILE, not both")
-    try:
-        return Path(path).read_text().rstrip("\r\n")
-    except OSError as exc:
-        raise ConfigError(f"{var.name}_FILE: cannot read {path}: {exc.strerror}") from None
+    The field's default is ``parse(default)``, so ``Settings()`` and ``Settings.from_env({})`` agree; a
+    secret is left out of ``repr`` and may come from ``<name>_FILE``. The declaration rides in the field's
+    metadata, from which :data:`ENV_VARS` is built.
+    """
+    var = EnvVar(name, default, parse, help, secret)
+    value = parse(default)
+    metadata = {_ENV: var}
+    if isinstance(value, (dict, list, set)):
+        return field(default_factory=lambda: parse(default), repr=not secret, metadata=metadata)
+    return field(default=value, repr=not secret, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -412,66 +172,274 @@ class Topics:
 class Settings:
     """Everything configurable, with the embedded default when the environment says nothing."""
 
-    kafka_bootstrap_servers: str = ""
-    kafka_security_protocol: str = "PLAINTEXT"
-    kafka_sasl_mechanism: str = "PLAIN"
-    kafka_sasl_username: str = ""
-    kafka_sasl_password: str = field(default="", repr=False)
-    kafka_ssl_ca_file: str = ""
-    kafka_ssl_cert_file: str = ""
-    kafka_ssl_key_file: str = ""
-    kafka_ssl_key_password: str = field(default="", repr=False)
-    kafka_ssl_check_hostname: bool = True
-    create_topics: bool = True
-    clickhouse_cluster: str = ""
-    topic_prefix: str = ""
-    topic_partitions: int = 8
-    topic_replication: int | None = None
-    topic_retention_ms: int = 7 * 86_400_000
-    consumer_group: str = "engagement-streams"
-    clickhouse_dsn: str = ""
-    data_dir: Path = Path("./data")
-    migrate_on_start: bool = True
-    activity_ttl_ms: int = 400 * 86_400_000
-    engaged_threshold: int = 3
-    window_ms: int = 30 * 86_400_000
-    min_words: int = 2
-    allowed_lateness_ms: int = 3_600_000
-    like_weight: float = 0.0
-    state_store: str = "memory://"
-    commit_interval_ms: int = 1000
-    sink_batch_rows: int = 10_000
-    sink_flush_interval_ms: int = 1000
-    sink_max_backoff_ms: int = 30_000
-    worker_metrics_port: int = 9108
-    worker_metrics_host: str = "127.0.0.1"
-    ingest_host: str = "127.0.0.1"
-    ingest_port: int = 8080
-    ingest_max_body: int = 1_048_576
-    ingest_ack_timeout_ms: int = 5000
-    webhook_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
-    meta_verify_token: str = field(default="", repr=False)
-    signature_tolerance_ms: int = 300_000
-    # ingest hardening (issue 18)
-    ingest_metrics_host: str = "127.0.0.1"
-    ingest_metrics_port: int = 9109
-    ingest_max_elements: int = 10_000
-    ingest_max_dead_letters: int = 100
-    ingest_max_future_skew_ms: int = 900_000
-    webhook_untimed_sources: frozenset[str] = frozenset()
-    webhook_trusted_sources: frozenset[str] = frozenset()
-    ingest_handshakes_per_minute: int = 30
-    ingest_body_timeout_ms: int = 30_000
-    ingest_keepalive_timeout_ms: int = 15_000
-    ingest_max_connections: int = 1000
-    ingest_shutdown_timeout_ms: int = 10_000
+    kafka_bootstrap_servers: str = setting(
+        "KAFKA_BOOTSTRAP_SERVERS",
+        str,
+        "",
+        "Kafka bootstrap servers (host:port,...). Empty: start the embedded Tansu broker.",
+    )
+    kafka_security_protocol: str = setting(
+        "KAFKA_SECURITY_PROTOCOL",
+        str.upper,
+        "PLAINTEXT",
+        "`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`; every Kafka client of the project uses it.",
+    )
+    kafka_sasl_mechanism: str = setting(
+        "KAFKA_SASL_MECHANISM", str.upper, "PLAIN", "`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (SASL_*)."
+    )
+    kafka_sasl_username: str = setting("KAFKA_SASL_USERNAME", str, "", "SASL user name (SASL_*).")
+    kafka_sasl_password: str = setting(
+        "KAFKA_SASL_PASSWORD", str, "", "SASL password; or `KAFKA_SASL_PASSWORD_FILE` (a path).", secret=True
+    )
+    kafka_ssl_ca_file: str = setting(
+        "KAFKA_SSL_CA_FILE", str, "", "CA bundle (PEM) to verify the brokers; empty: the system's CAs."
+    )
+    kafka_ssl_cert_file: str = setting(
+        "KAFKA_SSL_CERT_FILE", str, "", "Client certificate (PEM) for mutual TLS."
+    )
+    kafka_ssl_key_file: str = setting(
+        "KAFKA_SSL_KEY_FILE", str, "", "Client private key (PEM) for mutual TLS."
+    )
+    kafka_ssl_key_password: str = setting(
+        "KAFKA_SSL_KEY_PASSWORD",
+        str,
+        "",
+        "Password of the client key, if encrypted; or `KAFKA_SSL_KEY_PASSWORD_FILE`.",
+        secret=True,
+    )
+    kafka_ssl_check_hostname: bool = setting(
+        "KAFKA_SSL_CHECK_HOSTNAME",
+        _parse_bool,
+        "true",
+        "Check that the broker certificate names the host connected to (the chain is always verified).",
+    )
+    create_topics: bool = setting(
+        "ENGAGE_CREATE_TOPICS",
+        _parse_bool,
+        "true",
+        "Create missing topics at start (always with the embedded broker); `false` without the Create ACL.",
+    )
+    clickhouse_cluster: str = setting(
+        "ENGAGE_CLICKHOUSE_CLUSTER",
+        str,
+        "",
+        "ClickHouse cluster name (`remote_servers`): workers apply the cluster DDL and insert with "
+        "`distributed_foreground_insert=1`. Empty: a single server (a cluster schema found is refused).",
+    )
+    topic_prefix: str = setting("ENGAGE_TOPIC_PREFIX", str, "", "Prefix for every topic name, e.g. `prod.`.")
+    topic_partitions: int = setting(
+        "ENGAGE_TOPIC_PARTITIONS", int, "8", "Partitions of each interaction topic (the unit of scale-out)."
+    )
+    topic_replication: int | None = setting(
+        "ENGAGE_TOPIC_REPLICATION",
+        _optional_int,
+        "",
+        "Replication factor of topics the project creates. Empty: the broker's default (1 if embedded).",
+    )
+    topic_retention_ms: int = setting(
+        "ENGAGE_TOPIC_RETENTION", parse_duration_ms, "7d", "retention.ms set on topics the project creates."
+    )
+    consumer_group: str = setting(
+        "ENGAGE_CONSUMER_GROUP", str, "engagement-streams", "Consumer group (Faust app id) of the workers."
+    )
+    clickhouse_dsn: str = setting(
+        "CLICKHOUSE_DSN",
+        str,
+        "",
+        "ClickHouse DSN: `https://user:pass@host:8443/db` (TLS; `?verify=`, `ca_cert=`, `client_cert=`, "
+        "`client_cert_key=`) or `http://...:8123/db`. Empty: chDB in `<data dir>/clickhouse`.",
+    )
+    data_dir: Path = setting(
+        "ENGAGE_DATA_DIR", Path, "./data", "Where the embedded default keeps chDB data and table state."
+    )
+    migrate_on_start: bool = setting(
+        "ENGAGE_MIGRATE_ON_START", _parse_bool, "true", "Workers apply ClickHouse migrations at start."
+    )
+    activity_ttl_ms: int = setting(
+        "ENGAGE_ACTIVITY_TTL",
+        parse_duration_ms,
+        "400d",
+        "Retention of the per-minute ClickHouse tables, whole days (0: forever); set by `engage db migrate`.",
+    )
+    engaged_threshold: int = setting(
+        "ENGAGE_ENGAGED_THRESHOLD", int, "3", "N: substantive interactions in the window to be engaged."
+    )
+    window_ms: int = setting("ENGAGE_WINDOW", parse_duration_ms, "30d", "W: the sliding event-time window.")
+    min_words: int = setting(
+        "ENGAGE_MIN_WORDS", int, "2", "Words a comment or share text needs to be substantive."
+    )
+    allowed_lateness_ms: int = setting(
+        "ENGAGE_ALLOWED_LATENESS",
+        parse_duration_ms,
+        "1h",
+        "How far behind the watermark an event may arrive and still count exactly.",
+    )
+    like_weight: float = setting(
+        "ENGAGE_LIKE_WEIGHT",
+        float,
+        "0",
+        "Weight of a like in the engagement score (e.g. 0.1). Default 0: a like, like a follow, is not "
+        "engagement, and followers who only like then keep no state (1.6x worker throughput measured).",
+    )
+    state_store: str = setting(
+        "ENGAGE_STATE_STORE", str, "memory://", "Faust table store: `memory://` or `rocksdb://` (extra)."
+    )
+    commit_interval_ms: int = setting(
+        "ENGAGE_COMMIT_INTERVAL", parse_duration_ms, "1s", "How often a worker flushes state and commits."
+    )
+    sink_batch_rows: int = setting(
+        "ENGAGE_SINK_BATCH_ROWS", int, "10000", "ClickHouse writer: flush a table's batch at this many rows."
+    )
+    sink_flush_interval_ms: int = setting(
+        "ENGAGE_SINK_FLUSH_INTERVAL", parse_duration_ms, "1s", "ClickHouse writer: flush at least this often."
+    )
+    sink_max_backoff_ms: int = setting(
+        "ENGAGE_SINK_MAX_BACKOFF", parse_duration_ms, "30s", "Longest pause between ClickHouse retries."
+    )
+    worker_metrics_port: int = setting(
+        "ENGAGE_WORKER_METRICS_PORT", int, "9108", "Port of the worker's /metrics (0: pick a free one)."
+    )
+    worker_metrics_host: str = setting(
+        "ENGAGE_WORKER_METRICS_HOST",
+        str,
+        "127.0.0.1",
+        "Address the worker's /metrics binds (`0.0.0.0` in a container).",
+    )
+    ingest_host: str = setting(
+        "ENGAGE_INGEST_HOST", str, "127.0.0.1", "Address the webhook ingest service binds."
+    )
+    ingest_port: int = setting("ENGAGE_INGEST_PORT", int, "8080", "Port of the webhook ingest service.")
+    ingest_max_body: int = setting(
+        "ENGAGE_INGEST_MAX_BODY", int, "1048576", "Largest webhook body accepted, in bytes (413 above)."
+    )
+    ingest_ack_timeout_ms: int = setting(
+        "ENGAGE_INGEST_ACK_TIMEOUT",
+        parse_duration_ms,
+        "5s",
+        "How long ingest waits for Kafka to acknowledge before answering 503.",
+    )
+    webhook_secrets: Mapping[str, str] = setting(
+        "ENGAGE_WEBHOOK_SECRETS",
+        _parse_secrets,
+        "",
+        "Per-source HMAC secrets: `generic=...,meta=...,x=...`.",
+        secret=True,
+    )
+    meta_verify_token: str = setting(
+        "ENGAGE_META_VERIFY_TOKEN", str, "", "Token Meta echoes in its subscription handshake.", secret=True
+    )
+    signature_tolerance_ms: int = setting(
+        "ENGAGE_SIGNATURE_TOLERANCE",
+        parse_duration_ms,
+        "5m",
+        "Oldest signed timestamp accepted where a platform signs one.",
+    )
+    # ingest hardening (issue 18): the limits of the public webhook edge
+    ingest_metrics_host: str = setting(
+        "ENGAGE_INGEST_METRICS_HOST",
+        str,
+        "127.0.0.1",
+        "Address ingest's /metrics binds (a port of its own, never the public webhook port).",
+    )
+    ingest_metrics_port: int = setting(
+        "ENGAGE_INGEST_METRICS_PORT", int, "9109", "Port of ingest's /metrics (0: pick a free one)."
+    )
+    ingest_max_elements: int = setting(
+        "ENGAGE_INGEST_MAX_ELEMENTS",
+        int,
+        "10000",
+        "Most events/activities/entries one webhook request may carry (413 above).",
+    )
+    ingest_max_dead_letters: int = setting(
+        "ENGAGE_INGEST_MAX_DEAD_LETTERS",
+        int,
+        "100",
+        "Most dead-letter records one request makes; above, one summary record carries the whole body.",
+    )
+    ingest_max_future_skew_ms: int = setting(
+        "ENGAGE_INGEST_MAX_FUTURE_SKEW",
+        parse_duration_ms,
+        "15m",
+        "An event whose occurred_at is further ahead of the wall clock is dead-lettered (reason future).",
+    )
+    webhook_untimed_sources: frozenset[str] = setting(
+        "ENGAGE_WEBHOOK_UNTIMED_SOURCES",
+        _parse_names,
+        "",
+        "Generic-endpoint sources that may sign without X-Signature-Timestamp (default: none may).",
+    )
+    webhook_trusted_sources: frozenset[str] = setting(
+        "ENGAGE_WEBHOOK_TRUSTED_SOURCES",
+        _parse_names,
+        "",
+        "Generic-endpoint sources allowed to post events in a platform adapter's event_id namespace or "
+        "platform (x:, fb:, ig:, ap:, bsky:; default: none may).",
+    )
+    ingest_handshakes_per_minute: int = setting(
+        "ENGAGE_INGEST_HANDSHAKES_PER_MINUTE",
+        int,
+        "30",
+        "GET handshakes (X CRC, Meta challenge) answered per platform per minute (429 above).",
+    )
+    ingest_body_timeout_ms: int = setting(
+        "ENGAGE_INGEST_BODY_TIMEOUT",
+        parse_duration_ms,
+        "30s",
+        "A request's whole body must arrive within this (408 and close above).",
+    )
+    ingest_keepalive_timeout_ms: int = setting(
+        "ENGAGE_INGEST_KEEPALIVE_TIMEOUT",
+        parse_duration_ms,
+        "15s",
+        "A connection without a complete request head this long after it opened or after its last "
+        "answer (idle keep-alive, slow headers) is closed.",
+    )
+    ingest_max_connections: int = setting(
+        "ENGAGE_INGEST_MAX_CONNECTIONS",
+        int,
+        "1000",
+        "Open client connections ingest keeps; connections beyond are closed at once.",
+    )
+    ingest_shutdown_timeout_ms: int = setting(
+        "ENGAGE_INGEST_SHUTDOWN_TIMEOUT",
+        parse_duration_ms,
+        "10s",
+        "On SIGTERM, how long requests in flight may finish before connections are cut.",
+    )
     # end ingest hardening
-    drop_threshold: float = 0.5
-    drop_min_baseline: float = 20.0
-    alertmanager_url: str = ""
-    log_level: str = "warning"
-    log_format: str = "text"
-    health_max_loop_delay_ms: int = 30_000
+    drop_threshold: float = setting(
+        "ENGAGE_DROP_THRESHOLD", float, "0.5", "Open an engagement-drop alert this far below baseline."
+    )
+    drop_min_baseline: float = setting(
+        "ENGAGE_DROP_MIN_BASELINE",
+        float,
+        "20",
+        "Baseline substantive interactions per hour below which an account never alerts.",
+    )
+    alertmanager_url: str = setting(
+        "ENGAGE_ALERTMANAGER_URL",
+        str,
+        "",
+        "If set, POST drop alerts to this Alertmanager (`/api/v2/alerts`).",
+    )
+    log_level: str = setting(
+        "ENGAGE_LOG_LEVEL",
+        _parse_log_level,
+        "warning",
+        "Log level: `debug`, `info`, `warning`, `error` (`engage -v` raises it for one run).",
+    )
+    log_format: str = setting(
+        "ENGAGE_LOG_FORMAT",
+        _parse_log_format,
+        "text",
+        "`text` (one line per record) or `json` (one JSON object per line, for a log platform).",
+    )
+    health_max_loop_delay_ms: int = setting(
+        "ENGAGE_HEALTH_MAX_LOOP_DELAY",
+        parse_duration_ms,
+        "30s",
+        "The worker's `/healthz` fails once its event loop has not run for this long.",
+    )
 
     def __repr__(self) -> str:
         """Every field but the secrets; URLs (the ClickHouse DSN, Alertmanager) with passwords replaced."""
@@ -524,7 +492,7 @@ class Settings:
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
         values: dict[str, Any] = {}
-        for var, attr in zip(ENV_VARS, _ATTRS, strict=True):
+        for attr, var in _ATTR_VARS:
             raw = _secret_from_file(source, var) if var.secret else None
             raw = source.get(var.name, var.default) if raw is None else raw
             try:
@@ -569,66 +537,24 @@ class Settings:
             raise ConfigError("ENGAGE_DROP_THRESHOLD must be between 0 and 1")
 
 
-# Attribute names in ENV_VARS order; kept beside the table so a new variable needs both.
-_ATTRS: tuple[str, ...] = (
-    "kafka_bootstrap_servers",
-    "kafka_security_protocol",
-    "kafka_sasl_mechanism",
-    "kafka_sasl_username",
-    "kafka_sasl_password",
-    "kafka_ssl_ca_file",
-    "kafka_ssl_cert_file",
-    "kafka_ssl_key_file",
-    "kafka_ssl_key_password",
-    "kafka_ssl_check_hostname",
-    "create_topics",
-    "clickhouse_cluster",
-    "topic_prefix",
-    "topic_partitions",
-    "topic_replication",
-    "topic_retention_ms",
-    "consumer_group",
-    "clickhouse_dsn",
-    "data_dir",
-    "migrate_on_start",
-    "activity_ttl_ms",
-    "engaged_threshold",
-    "window_ms",
-    "min_words",
-    "allowed_lateness_ms",
-    "like_weight",
-    "state_store",
-    "commit_interval_ms",
-    "sink_batch_rows",
-    "sink_flush_interval_ms",
-    "sink_max_backoff_ms",
-    "worker_metrics_port",
-    "worker_metrics_host",
-    "ingest_host",
-    "ingest_port",
-    "ingest_max_body",
-    "ingest_ack_timeout_ms",
-    "webhook_secrets",
-    "meta_verify_token",
-    "signature_tolerance_ms",
-    # ingest hardening (issue 18)
-    "ingest_metrics_host",
-    "ingest_metrics_port",
-    "ingest_max_elements",
-    "ingest_max_dead_letters",
-    "ingest_max_future_skew_ms",
-    "webhook_untimed_sources",
-    "webhook_trusted_sources",
-    "ingest_handshakes_per_minute",
-    "ingest_body_timeout_ms",
-    "ingest_keepalive_timeout_ms",
-    "ingest_max_connections",
-    "ingest_shutdown_timeout_ms",
-    # end ingest hardening
-    "drop_threshold",
-    "drop_min_baseline",
-    "alertmanager_url",
-    "log_level",
-    "log_format",
-    "health_max_loop_delay_ms",
+#: Each field of :class:`Settings` with its variable, in declaration order.
+_ATTR_VARS: tuple[tuple[str, EnvVar], ...] = tuple(
+    (item.name, item.metadata[_ENV]) for item in fields(Settings)
 )
+#: Every variable :meth:`Settings.from_env` reads; the README table and compose-file test check against it.
+ENV_VARS: tuple[EnvVar, ...] = tuple(var for _, var in _ATTR_VARS)
+_BY_NAME = {var.name: var for var in ENV_VARS}
+#: A secret may also come from a file (Docker/Kubernetes secrets): ``<NAME>_FILE`` holds its path.
+_SECRET_FILES = {f"{var.name}_FILE" for var in ENV_VARS if var.secret}
+
+
+def _secret_from_file(source: Mapping[str, str], var: EnvVar) -> str | None:
+    path = source.get(f"{var.name}_FILE")
+    if not path:
+        return None
+    if source.get(var.name):
+        raise ConfigError(f"set {var.name} or {var.name}_FILE, not both")
+    try:
+        return Path(path).read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{var.name}_FILE: cannot read {path}: {exc.strerror}") from None

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -82,7 +84,25 @@ def test_settings_are_frozen() -> None:
         Settings().window_ms = 1  # type: ignore[misc]
 
 
-def test_readme_documents_every_variable() -> None:
+def test_every_setting_is_declared_once_with_help() -> None:
+    names = [var.name for var in ENV_VARS]
+    assert len(ENV_VARS) == len(fields(Settings)), "every Settings field is declared with setting()"
+    assert sorted(n for n in set(names) if names.count(n) > 1) == []
+    assert [var.name for var in ENV_VARS if not var.help.strip()] == []
+    assert [n for n in names if not re.fullmatch(r"(ENGAGE|KAFKA|CLICKHOUSE)_[A-Z0-9_]+", n)] == []
+
+
+def _readme_row(name: str, default: str, help_text: str) -> str:
+    return f"| `{name}` | {f'`{default}`' if default else '(empty)'} | {help_text} |"
+
+
+def test_the_readme_table_is_the_declaration() -> None:
+    """Each row of the README's configuration table says what the declaration says, and no row outlives
+    its setting."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    missing = [var.name for var in ENV_VARS if f"`{var.name}`" not in readme]
-    assert not missing, f"README configuration table lacks {missing}"
+    table = readme.split("| variable | default | meaning |\n|---|---|---|\n", 1)[1].split("\n\n", 1)[0]
+    rows = {line.split("`")[1]: line for line in table.splitlines()}
+    expected = {var.name: _readme_row(var.name, var.default, var.help) for var in ENV_VARS}
+    assert sorted(set(expected) - set(rows)) == [], "README configuration table lacks these"
+    assert sorted(set(rows) - set(expected)) == [], "README documents settings that no longer exist"
+    assert {name: rows[name] for name in expected if rows[name] != expected[name]} == {}

@@ -287,12 +287,6 @@ class Settings:
     commit_interval_ms: int = setting(
         "ENGAGE_COMMIT_INTERVAL", parse_duration_ms, "1s", "How often a worker flushes state and commits."
     )
-    sink_batch_rows: int = setting(
-        "ENGAGE_SINK_BATCH_ROWS", int, "10000", "ClickHouse writer: flush a table's batch at this many rows."
-    )
-    sink_flush_interval_ms: int = setting(
-        "ENGAGE_SINK_FLUSH_INTERVAL", parse_duration_ms, "1s", "ClickHouse writer: flush at least this often."
-    )
     sink_max_backoff_ms: int = setting(
         "ENGAGE_SINK_MAX_BACKOFF", parse_duration_ms, "30s", "Longest pause between ClickHouse retries."
     )

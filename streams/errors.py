@@ -2,26 +2,32 @@
 
 ::
 
-    EngageError
+    EngageError                  the base; one that reaches the CLI is printed, exit status 1
     ├── ConfigError              bad setting; the CLI prints it and exits 2
     │   ├── KafkaRefused         Kafka refused the TLS handshake or the login: a KAFKA_SSL_* / SASL setting
     │   └── TopicMismatch        an interaction topic is missing or has the wrong partition count
     ├── InvalidEvent             poison: the input can never be processed → dead-letter topic with reason
     │   ├── SchemaViolation      a field is missing, of the wrong type or out of range
     │   └── MalformedPayload     not JSON / not an object / an unmappable platform payload
-    ├── LateEvent                poison: older than the watermark minus the allowed lateness → DLQ "late"
     ├── WebhookRejected          the HTTP caller gets a 4xx (status carried on the exception)
-    ├── RetryableError           transient: back off and try the same thing again
-    │   ├── BrokerUnavailable    Kafka did not acknowledge in time (ingest answers 503)
-    │   ├── SinkUnavailable      ClickHouse unreachable or pushing back (too many parts)
-    │   └── AlertmanagerUnavailable  no answer or a 5xx from Alertmanager: post again later
-    ├── AlertmanagerRejected     Alertmanager answered 4xx: the payload or URL is wrong; log, do not retry
+    ├── BrokerUnavailable        transient: Kafka did not acknowledge in time
+    │   └── Unavailable          (streams.ingest.service) the same, worded for the HTTP caller: a 503
+    ├── SinkUnavailable          transient: ClickHouse unreachable or pushing back (too many parts)
     ├── FatalSinkError           ClickHouse rejected the write for good (schema mismatch): stop the worker
-    └── WriteFenced              the worker may no longer write for its partitions (revoked, or its group
-                                 lease lapsed): abandon the flush unacknowledged; its new owner replays it
+    ├── WriteFenced              the worker may no longer write for its partitions (revoked, or its group
+    │                            lease lapsed): abandon the flush unacknowledged; its new owner replays it
+    ├── AlertmanagerUnavailable  transient: no answer or a 5xx from Alertmanager; log, post again later
+    ├── AlertmanagerRejected     Alertmanager answered 4xx: the payload or URL is wrong; log, do not retry
+    ├── TransportError           (streams.demo.sender) a demo webhook POST got no HTTP answer; count, retry
+    ├── ChildFailed              (streams.demo.orchestrator) a child process of the demo exited on its own
+    └── NotReady                 (streams.demo.session) the demo's pipeline did not come up in time
 
-*Poison* and *retryable* never share a branch: a retry loop catches :class:`RetryableError` only,
-and a dead-letter router catches :class:`InvalidEvent` / :class:`LateEvent` only.
+*Poison* and *transient* never share a branch: a dead-letter router catches :class:`InvalidEvent` only,
+and each retry loop catches the one transient error of the edge it retries (the worker's sink retry
+loop :class:`SinkUnavailable`); nothing retries a poison event.
+
+The errors that belong to one module's own protocol live beside it (marked above with their module);
+everything else is here.
 """
 
 from __future__ import annotations
@@ -77,15 +83,6 @@ class MalformedPayload(InvalidEvent):
     reason = "malformed"
 
 
-class LateEvent(EngageError):
-    """Raised (or reported) by the engagement core for an event older than watermark − lateness.
-
-    Not retryable: the caller counts it and routes it to the DLQ with reason ``late``.
-    """
-
-    reason = "late"
-
-
 class WebhookRejected(EngageError):
     """Raised inside the ingest service; the handler answers with ``status`` and the message.
 
@@ -97,22 +94,30 @@ class WebhookRejected(EngageError):
         self.status = status
 
 
-class RetryableError(EngageError):
-    """A transient failure: the caller keeps the work, backs off with jitter and tries again."""
+class BrokerUnavailable(EngageError):
+    """Transient: Kafka did not answer or acknowledge within the deadline.
+
+    Raised by the producers (``streams.ingest.publisher``, ``streams.producer``), the dead-letter reader
+    (``streams.dlq_topic``) and the embedded broker's start-up wait. Ingest answers 503 with Retry-After
+    (through :class:`streams.ingest.service.Unavailable`); a command (``engage send``, ``replay``, ``dlq``)
+    prints it and exits 1, and the caller runs it again once Kafka is back.
+    """
 
 
-class BrokerUnavailable(RetryableError):
-    """Kafka did not acknowledge within the deadline. Ingest answers 503 with Retry-After."""
+class SinkUnavailable(EngageError):
+    """Transient: ClickHouse is unreachable or pushing back (too many parts, a timeout).
+
+    Raised by the ClickHouse sink (``streams.sinks.clickhouse``). The worker's sink retry loop
+    (``streams.worker.sink_retry``) pauses consumption, backs off and writes the same batch again; a
+    command (``engage db``, ``report``) prints it and exits 1.
+    """
 
 
-class SinkUnavailable(RetryableError):
-    """ClickHouse is unreachable or pushing back. The worker pauses consumption and retries."""
+class AlertmanagerUnavailable(EngageError):
+    """Transient: raised by ``streams.alerting.AlertmanagerClient.post`` on a network error, timeout or 5xx.
 
-
-class AlertmanagerUnavailable(RetryableError):
-    """Raised by ``streams.alerting.AlertmanagerClient.post`` on a network error, timeout or 5xx.
-
-    The caller keeps the alerts and posts them again later (the topic and ClickHouse already have them).
+    The caller (drop detection in the worker) logs it and carries on: open alerts are posted again after
+    the next closed hour, and the topic and ClickHouse already have them.
     """
 
 
@@ -128,7 +133,9 @@ class AlertmanagerRejected(EngageError):
 
 
 class FatalSinkError(EngageError):
-    """ClickHouse rejected a write in a way retrying cannot fix. The worker stops with this message."""
+    """Raised by the ClickHouse sink and its migrations when ClickHouse rejects a write or a schema in a way
+    retrying cannot fix (a changed applied migration, a schema mismatch). The worker stops with this
+    message; an operator fixes the schema or the setting."""
 
 
 class WriteFenced(EngageError):

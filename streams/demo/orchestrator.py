@@ -36,7 +36,9 @@ _KNOWN_VARS = frozenset(var.name for var in ENV_VARS)
 
 
 class ChildFailed(EngageError):
-    """A child process of the demo exited on its own; the message points at its log."""
+    """Raised by :meth:`Child.check_alive` when a child process of the demo (worker, ingest) exited on its
+    own; the message carries the tail of its log and the log's path. The demo stops the other children
+    and ``engage`` prints the message and exits 1."""
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

@@ -27,13 +27,15 @@ import aiohttp
 
 from streams.demo.pacing import Pacer
 from streams.demo.webhooks import WebhookRequest, build_requests
+from streams.errors import EngageError
 from streams.events import Interaction
 
 log = logging.getLogger(__name__)
 
 
-class TransportError(Exception):
-    """The request did not get an HTTP answer (connection refused, reset, timed out)."""
+class TransportError(EngageError):
+    """Raised by a :class:`Transport`'s ``post`` when the request got no HTTP answer (connection refused,
+    reset, timed out). The sender counts a connection error and tries the request again."""
 
 
 class Transport(Protocol):

@@ -30,7 +30,8 @@ from streams.kafka_security import PLAINTEXT, KafkaSecurity
 
 
 class NotReady(EngageError):
-    """The worker or the ingest service did not come up in time."""
+    """Raised by the demo session when the worker or the ingest service did not answer ready within the
+    plan's ``ready_timeout_s``. The demo stops its children and ``engage`` prints the message and exits 1."""
 
 
 @dataclass(frozen=True)

@@ -118,8 +118,10 @@ def _future(occurred_at_ms: int, now_ms: int, original: Any) -> Unmappable:
     return Unmappable("future", f"occurred_at {ahead_s} s ahead of the ingest clock", original)
 
 
-class Unavailable(Exception):
-    """Internal: Kafka did not acknowledge in time; becomes a 503."""
+class Unavailable(BrokerUnavailable):
+    """Raised by :meth:`IngestService._publish` when Kafka did not acknowledge within
+    ``ENGAGE_INGEST_ACK_TIMEOUT`` or the producer failed. Its message is safe to show the HTTP caller
+    (no broker address); :meth:`IngestService.deliver` answers 503 with Retry-After."""
 
 
 class IngestService:

@@ -1,12 +1,11 @@
-"""Serve one registry's ``/metrics`` over HTTP: a threaded server (worker) or an aiohttp handler (ingest).
+"""Serve one registry's ``/metrics`` over HTTP on a threaded server (the worker and ingest).
 
 The worker runs Faust's event loop, so its exposition runs on a daemon thread (prometheus-client's
 own WSGI server) and never competes with the agents for the loop. The ingest service does the same on
-a port of its own (never beside its public webhook routes); :func:`aiohttp_metrics_handler` remains
-for an aiohttp app that wants ``/metrics`` as a route.
+a port of its own (never beside its public webhook routes).
 
-Both honour the ``Accept`` header (Prometheus text format, or OpenMetrics when asked for), and both
-serve exactly the registry they were given, never the process-global default one.
+It honours the ``Accept`` header (Prometheus text format, or OpenMetrics when asked for), and serves
+exactly the registry it was given, never the process-global default one.
 
 Given a :class:`~streams.health.Health`, the threaded server also answers ``/healthz`` and ``/readyz``
 (200 or 503, with a small JSON body saying why). The thread answering is not the event loop, which is
@@ -18,18 +17,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer, choose_encoder
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from streams.health import Health
-
-if TYPE_CHECKING:
-    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -133,17 +129,3 @@ def serve_metrics(
 ) -> MetricsServer:
     """Start serving ``registry`` (and ``health``, if given) and return the running server."""
     return MetricsServer(registry, port=port, host=host, health=health).start()
-
-
-def aiohttp_metrics_handler(
-    registry: CollectorRegistry,
-) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """A ``GET /metrics`` handler for an aiohttp app: ``app.router.add_get("/metrics", handler)``."""
-    from aiohttp import web
-
-    async def metrics(request: web.Request) -> web.Response:
-        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        # Collecting is CPU-only and fast for our few dozen series; no executor hop needed.
-        return web.Response(body=encoder(registry), headers={"Content-Type": content_type})
-
-    return metrics

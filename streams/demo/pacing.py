@@ -15,10 +15,7 @@ The clock is injected, so pacing is tested without sleeping.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
-
-T = TypeVar("T")
+from collections.abc import Callable
 
 
 class Pacer:
@@ -58,14 +55,3 @@ class Pacer:
         wait = due - now
         self.behind_s = max(0.0, -wait)
         return max(0.0, wait)
-
-
-def paced(
-    items: Iterable[tuple[int, T]], pacer: Pacer, *, sleep: Callable[[float], None] = time.sleep
-) -> Iterator[T]:
-    """Yield each ``(event_time_ms, item)``'s item when the pacer says it is due."""
-    for event_time_ms, item in items:
-        wait = pacer.delay_s(event_time_ms)
-        if wait > 0:
-            sleep(wait)
-        yield item

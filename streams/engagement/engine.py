@@ -147,10 +147,6 @@ class PartitionEngine:
     def dedup_entries(self) -> int:
         return len(self._dedup)
 
-    @property
-    def dedup_evictions(self) -> int:
-        return self._dedup.evicted
-
     def take_dedup_delta(self) -> dict[int, list[int]]:
         """Event-id hashes (by minute) learnt since the last call; persist them with the flush."""
         return self._dedup.take_fresh()

@@ -19,11 +19,6 @@ DAY_MS: Final = 86_400_000
 HOUR_MS: Final = 3_600_000
 
 
-def minute_of(ts_ms: int) -> int:
-    """Start of the UTC minute containing ``ts_ms``."""
-    return ts_ms - ts_ms % MINUTE_MS
-
-
 def stable_id(*parts: object) -> str:
     """A deterministic 128-bit hex id, so a re-emitted record can be deduplicated by consumers."""
     return hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=16).hexdigest()

@@ -1,24 +1,20 @@
 """A real Prometheus scrapes our ``/metrics`` and sees exactly what the code counted.
 
-The endpoint is ``streams.metrics_server`` (the thread server the worker runs, and the aiohttp
-handler the ingest service mounts) over a real :class:`Metrics` registry, driven here directly;
+The endpoint is ``streams.metrics_server`` (the thread server the worker and the ingest service
+run, each on a port of its own) over a real :class:`Metrics` registry, driven here directly;
 pointing the same helper at a running worker is a matter of its URL.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from streams.embedded.broker import free_port
 from streams.metrics import Metrics
-from streams.metrics_server import MetricsServer, aiohttp_metrics_handler
+from streams.metrics_server import MetricsServer
 from tests.integration.prom import PrometheusServer
 
 
@@ -71,37 +67,17 @@ def test_counters_histograms_and_gauges_arrive_exactly(prometheus: PrometheusSer
 
 
 @pytest.fixture
-def aiohttp_metrics() -> Iterator[tuple[Metrics, str]]:
-    """The aiohttp handler the ingest service mounts, on a real aiohttp server in a thread."""
+def ingest_metrics() -> Iterator[tuple[Metrics, str]]:
+    """Ingest's exposition as ``streams.ingest.app`` runs it: a MetricsServer on a port of its own."""
     metrics = Metrics.create(CollectorRegistry())
-    app = web.Application()
-    app.router.add_get("/metrics", aiohttp_metrics_handler(metrics.registry))
-    port = free_port()
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    started = threading.Event()
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert started.wait(10)
-    yield metrics, f"http://127.0.0.1:{port}/metrics"
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
+    with MetricsServer(metrics.registry) as server:
+        yield metrics, server.url
 
 
-def test_ingest_style_aiohttp_endpoint_is_scraped(
-    prometheus: PrometheusServer, aiohttp_metrics: tuple[Metrics, str]
+def test_ingest_metrics_are_scraped(
+    prometheus: PrometheusServer, ingest_metrics: tuple[Metrics, str]
 ) -> None:
-    metrics, url = aiohttp_metrics
+    metrics, url = ingest_metrics
     ok = metrics.webhook_requests.labels("meta", "200")
     unavailable = metrics.webhook_requests.labels("meta", "503")
     with prometheus.scrape("engage-ingest", url) as target:

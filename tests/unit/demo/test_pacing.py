@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.demo.pacing import Pacer, paced
+from streams.demo.pacing import Pacer
 
 
 class FakeClock:
@@ -55,14 +55,6 @@ def test_both_take_the_later_deadline() -> None:
     pacer.delay_s(0)
     assert pacer.delay_s(10_000) == pytest.approx(0.1)  # rate: 0.1 s; event time: 0.01 s
     assert pacer.delay_s(2_000_000) == pytest.approx(2.0)  # event time: 2 s; rate: 0.2 s
-
-
-def test_paced_yields_in_order_and_sleeps_on_schedule() -> None:
-    clock = FakeClock()
-    items = [(i * 1000, f"e{i}") for i in range(10)]
-    out = list(paced(items, Pacer(time_scale=10, clock=clock), sleep=clock.sleep))
-    assert out == [f"e{i}" for i in range(10)]
-    assert clock.now == pytest.approx(100.0 + 0.9)
 
 
 def test_no_targets_means_no_waiting() -> None:

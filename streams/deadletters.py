@@ -1,9 +1,10 @@
-"""Dead letters, read back: parse, select, summarise, and plan a re-drive (pure; ``engage dlq``).
+"""Dead letters, written and read back: the record format, then parse, select, summarise and plan a
+re-drive (pure; ``engage dlq``).
 
-A record on ``interactions.dlq`` (``schemas/events/dead_letter.v1.json``, written by
-:func:`streams.producer.dlq_record`) says why (``reason``, ``detail``), where from (``source``: a
-topic/partition/offset from the worker, a file/line from ``engage send``/``replay``, a platform from the
-webhook service) and carries the original bytes. Nothing here touches Kafka: the command reads the topic
+A record on ``interactions.dlq`` (``schemas/events/dead_letter.v1.json``, made by :func:`dlq_record`)
+says why (``reason``, ``detail``), where from (``source``: a topic/partition/offset from the worker, a
+file/line from ``engage send``/``replay``, a platform from the webhook service) and carries the original
+bytes. Nothing here touches Kafka: the writers produce the bytes, and the command reads the topic
 (``streams/dlq_topic.py``) and hands the messages in.
 
 **Re-driving and the dedup horizon.** A re-driven event keeps its ``event_id``. The worker drops a copy of
@@ -31,6 +32,24 @@ from streams.errors import InvalidEvent, MalformedPayload
 from streams.events import Interaction, Rejected, iter_message, load_schema
 
 SCHEMA = "dead_letter.v1.json"
+
+
+def dlq_record(reason: str, detail: str, raw: bytes, source: dict[str, Any] | None = None) -> bytes:
+    """The dead-letter message: why, where from, and the original bytes (UTF-8 text when possible)."""
+    try:
+        original: Any = raw.decode()
+        encoding = "utf-8"
+    except UnicodeDecodeError:
+        original, encoding = base64.b64encode(raw).decode(), "base64"
+    return orjson.dumps(
+        {
+            "reason": reason,
+            "detail": detail[:1000],
+            "source": source or {},
+            "original": original,
+            "original_encoding": encoding,
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True)

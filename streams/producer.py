@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import Any, Protocol
-
-import orjson
+from typing import Protocol
 
 from streams.errors import BrokerUnavailable
 from streams.events import Interaction, encode_batch
@@ -30,26 +28,6 @@ class EventPublisher(Protocol):
     def send(self, events: Sequence[Interaction]) -> int:
         """Publish and wait for acknowledgement; return the number of Kafka messages written."""
         ...
-
-
-def dlq_record(reason: str, detail: str, raw: bytes, source: dict[str, Any] | None = None) -> bytes:
-    """The dead-letter message: why, where from, and the original bytes (UTF-8 text when possible)."""
-    try:
-        original: Any = raw.decode()
-        encoding = "utf-8"
-    except UnicodeDecodeError:
-        import base64
-
-        original, encoding = base64.b64encode(raw).decode(), "base64"
-    return orjson.dumps(
-        {
-            "reason": reason,
-            "detail": detail[:1000],
-            "source": source or {},
-            "original": original,
-            "original_encoding": encoding,
-        }
-    )
 
 
 class KafkaEventPublisher:

@@ -21,9 +21,10 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from streams import topics
 from streams.commands.send import read_ndjson
+from streams.deadletters import dlq_record
 from streams.demo.pacing import Pacer
 from streams.errors import ConfigError, InvalidEvent
-from streams.producer import KafkaEventPublisher, dlq_record
+from streams.producer import KafkaEventPublisher
 from streams.settings import Settings
 
 _MAX_STEP = 20_000  # events per produce-and-acknowledge step when the rate does not ask for fewer

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from streams import topics
+from streams.deadletters import dlq_record
 from streams.errors import ConfigError, InvalidEvent
 from streams.events import Interaction, decode_event
-from streams.producer import KafkaEventPublisher, dlq_record
+from streams.producer import KafkaEventPublisher
 from streams.settings import Settings
 
 

@@ -15,9 +15,9 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from streams.deadletters import dlq_record
 from streams.events import EVENT_TYPES, Interaction
 from streams.partitioning import group_for_envelopes, murmur2
-from streams.producer import dlq_record
 from streams.settings import Topics
 
 DEFAULT_MAX_BYTES = 512 * 1024
@@ -150,7 +150,7 @@ _RECORD_OVERHEAD = 8 * 1024
 def bounded_dlq_record(
     reason: str, detail: str, raw: bytes, source: dict[str, Any], max_bytes: int = DEFAULT_MAX_BYTES
 ) -> bytes:
-    """:func:`streams.producer.dlq_record`, but never over ``max_bytes``.
+    """:func:`streams.deadletters.dlq_record`, but never over ``max_bytes``.
 
     JSON-escaping control bytes can make a record six times its original (``\\u0000``), which once
     made a record over the producer's message limit: every attempt failed and the request was answered
@@ -182,7 +182,7 @@ def dlq_envelopes(
     source: dict[str, Any],
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> list[Envelope]:
-    """``(reason, detail, original bytes)`` → records in the ``streams.producer.dlq_record`` format,
+    """``(reason, detail, original bytes)`` → records in the ``streams.deadletters.dlq_record`` format,
     each at most ``max_bytes`` (:func:`bounded_dlq_record`)."""
     key = str(source.get("platform", "")).encode() or None
     return [

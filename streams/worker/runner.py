@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any, Final
 
+from streams.deadletters import dlq_record
 from streams.engagement import LATE, PartitionEngine
 from streams.engagement.model import Outputs
 from streams.events import Interaction, Rejected, decode_message
 from streams.metrics import Metrics
-from streams.producer import dlq_record
 from streams.worker.dedup_log import DedupLog
 from streams.worker.progress import PartitionProgress, progress_key
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from streams.deadletters import (
     DeadLetter,
     Selection,
+    dlq_record,
     export_lines,
     parse_dead_letter,
     plan_redrive,
@@ -20,7 +21,6 @@ from streams.deadletters import (
 )
 from streams.errors import MalformedPayload
 from streams.events import Interaction
-from streams.producer import dlq_record
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "events" / "examples" / "dead_letters"
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import orjson
 
+from streams.deadletters import dlq_record
 from streams.embedded.broker import EmbeddedBroker
 from streams.events import Interaction
 from streams.partitioning import partition_for
-from streams.producer import dlq_record
 from streams.runtime import create_topics
 from streams.settings import Settings
 from tests.integration.worker.harness import REPO_ROOT, WorkerEnv, WorkerProcess, read_topic, wait_for

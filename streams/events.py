@@ -66,8 +66,8 @@ class Interaction:
     """One canonical interaction. ``occurred_at_ms`` is event time in UTC epoch milliseconds.
 
     Treat it as immutable. It is not declared ``frozen`` because a frozen dataclass builds itself
-    through ``object.__setattr__`` once per field: measured 1.58 µs per construction against 0.31 µs
-    here, and the worker builds one per event. Equality and hashing are those of a frozen one.
+    through ``object.__setattr__`` once per field, several times the cost of a plain one (README,
+    "Performance"), and the worker builds one per event. Equality and hashing are those of a frozen one.
     """
 
     event_id: str
@@ -157,9 +157,9 @@ def decode_object(obj: object) -> Interaction:
 
     The first branch is the common case checked in one expression (an integer timestamp, a platform
     seen before); anything else, valid or not, goes through :func:`_decode_checked`, which accepts
-    exactly the same documents and names the offending field. ~0.6 µs instead of ~8 µs per event.
-    Subscripts, not ``dict.get`` calls (0.60 against 0.70 µs, best of 7): our producers write every
-    key, and a document without an optional one takes the checked path.
+    exactly the same documents and names the offending field; the fast path is an order of magnitude
+    cheaper (README, "Performance"). Subscripts, not ``dict.get`` calls (cheaper still): our producers
+    write every key, and a document without an optional one takes the checked path.
     """
     if type(obj) is dict:
         try:

@@ -14,32 +14,28 @@ from streams.settings import Settings
 
 #: ``gc.set_threshold`` of a worker process (``streams.commands.worker``, and the benchmarks that stand
 #: for one). The young-generation count is allocations minus deallocations of tracked objects, so what
-#: triggers a collection is what survives: an interval's aggregate rows, score rows and tuples (up to
-#: ~250k live objects per commit interval in the bench mix, freed at the flush), and state growth. A
-#: young collection costs ~0.4–1 µs per live young object here (each referent's header is a cache
-#: miss). At 200,000 the intervals' transient objects set one off every ~100k events (1M bench events
-#: in process, ``tests/bench/stage_profile.py`` with ``gc.callbacks`` timing: 10 collections, 1.3–2.1 s,
-#: 1.3–2.1 µs per event); at 1,000,000 only lasting growth does (0 collections over the same 1M events;
-#: 12.2 → 10.4 µs per event in one session; peak RSS unchanged, 389 MiB). gc.freeze() at start-up keeps
-#: the imported modules out of every collection.
+#: triggers a collection is what survives: an interval's aggregate rows, score rows and tuples (freed at
+#: the flush), and state growth. A young collection visits every live young object, each a cache miss.
+#: With a lower threshold an interval's transient objects set collections off many times per interval;
+#: at 1,000,000 only lasting growth does, at no cost in peak memory (README, "Performance", has the
+#: figures; ``tests/bench/stage_profile.py`` measures it). gc.freeze() at start-up keeps the imported
+#: modules out of every collection.
 WORKER_GC_THRESHOLDS: Final = (1_000_000, 20, 100)
 
 #: ``sys.setswitchinterval`` of a worker process (CPython's default: 5 ms). Faust runs the Kafka consumer
 #: in a thread with its own event loop, whose timers and fetches ask for the GIL all the time; every 5 ms
 #: the agent thread, busy with a batch, had to hand the GIL over and take it back. With 50 ms it does so
 #: only when it waits anyway (a thread waiting for I/O releases the GIL at once), and its CPU per event
-#: dropped: 1M bench events, ``python -m tests.bench.profile_worker --events 1000000 --no-profile``,
-#: interval varied by a ``sitecustomize`` and alternated in one session: 5 ms 66.4–91.9k events/s (mean
-#: 76.3k, 6 runs, 11.7 CPU µs/event), 20 ms 78.6–84.6k (81.2k, 3), 50 ms 83.7–94.8k (90.0k, 6, 10.2 µs),
-#: 200 ms 83.8–93.3k (87.8k, 3). The cost: the consumer thread may wait up to 50 ms for a busy agent, which
-#: has a batch to work through meanwhile; group heartbeats (1 s) and session timeouts (10 s) are far.
+#: drops (README, "Performance": ``tests.bench.profile_worker`` with the interval varied). The cost: the
+#: consumer thread may wait up to 50 ms for a busy agent, which has a batch to work through meanwhile;
+#: group heartbeats (1 s) and session timeouts (10 s) are far.
 WORKER_SWITCH_INTERVAL_S: Final = 0.05
 
 #: ``gc.set_threshold`` of an ingest process (``streams.ingest.app.serve``, after ``gc.freeze()`` of
 #: what start-up built). A request's objects die by reference counting (the parsed body is dropped
-#: before the Kafka wait), so collections find little; with the defaults the bench's ingest process
-#: spent 40-58 µs per request in the collector (``gc.callbacks``; 3-5 full collections walking all
-#: that the imports created, per 10 s run); with these, a run adds at most a few young collections.
+#: before the Kafka wait), so collections find little; with the defaults the collector's full passes
+#: walked everything the imports created, several times a run, a cost per request the bench's ingest
+#: row shows (README, "Performance"); with these, a run adds at most a few young collections.
 INGEST_GC_THRESHOLDS: Final = (50_000, 20, 100)
 
 

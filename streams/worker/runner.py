@@ -22,8 +22,8 @@ from streams.events import Interaction, Rejected, decode_message
 from streams.metrics import Metrics
 from streams.producer import dlq_record
 from streams.sinks.base import SinkBatch
-from streams.worker.account_hours import account_hour_records
 from streams.worker.dedup_log import DedupLog, dedup_key
+from streams.worker.drops.hours import account_hour_records
 from streams.worker.flags import transition_record
 from streams.worker.meta import PartitionMeta, batch_token, meta_key
 from streams.worker.sink_retry import SinkWriter

@@ -1,4 +1,4 @@
-"""What stage 2 of drop detection keeps in its table (``drop-state``), and the byte encodings.
+"""What the drop processor keeps in its table (``drop-state``), and the byte encodings.
 
 One value per account, keyed by ``account_id`` (so it shares a changelog partition with the
 account's records on ``engagement.account-hours``)::

@@ -19,9 +19,9 @@ from streams.partitioning import partition_for
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink, SinkBatch
 from streams.worker.bulk import Record
-from streams.worker.drop_wiring import DropStage
+from streams.worker.drops.stage import DropStage
+from streams.worker.drops.table import hours_meta_key
 from streams.worker.sink_retry import SinkWriter
-from streams.worker.stage2_state import hours_meta_key
 from tests.drop_streams import counts, messages, routed
 
 P = 4

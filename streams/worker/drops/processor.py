@@ -1,8 +1,8 @@
-"""Stage 2 of drop detection: per-account hourly partials in, completed hours into the detector.
+"""The drop processor (stage 2): per-account hourly partials in, completed hours into the detector.
 
-No Faust here (the agent is :mod:`streams.worker.drop_wiring`). One :class:`AccountHoursProcessor`
+Pure: no Faust, no I/O (:mod:`streams.worker.drops.stage` drives it). One :class:`AccountHoursProcessor`
 per partition *q* of ``engagement.account-hours`` consumes what the stream partitions publish at each
-flush (see :mod:`streams.worker.account_hours`):
+flush (see :mod:`streams.worker.drops.hours`):
 
 - **partials**, keyed by account: ``hours = [[hour_ms, substantive, engaged_delta], ...]`` from
   source partition *p*'s flush ``(epoch, seq)``. They are added to the account's pending hours. A
@@ -53,7 +53,7 @@ from typing import Any, Final
 from streams.engagement.drops import DropDetector, DropRule
 from streams.engagement.drops.state import AccountState, as_stored, decode_state, encode_state
 from streams.engagement.model import HOUR_MS, Alert
-from streams.worker.stage2_state import (
+from streams.worker.drops.table import (
     AccountHours,
     HoursMeta,
     decode_account,

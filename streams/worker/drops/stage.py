@@ -11,7 +11,7 @@ when ``ENGAGE_ALERTMANAGER_URL`` is set, Alertmanager (after every closed hour t
 re-posted too, see :mod:`streams.alerting`).
 
 **Why a replay is harmless.** Only after a message's outputs are delivered are its staged writes put
-into the table (accounts first, the partition's meta last, all on that partition's changelog, so
+into the table (accounts first, the partition's progress record last, all on that partition's changelog, so
 what survives a crash is a prefix of the writes in order). As stage 1 does (:mod:`streams.worker.bulk`),
 the writes go to the table's local store and to a :class:`~streams.worker.bulk.ChangelogBuffer`, not
 through Faust's per-key changelog send. The agent takes messages in small batches without
@@ -26,7 +26,7 @@ an offset whose state is not durable. So:
 - a crash after them replays a message whose effects are in the table: partials are ignored by
   their ``(epoch, seq)``, a heartbeat's watermark is a maximum and its hours are already closed;
 - a crash half-way through the writes leaves some accounts with the hour folded in (their detector
-  state and pending hours are one value, so consistently) and the meta saying it is not closed: the
+  state and pending hours are one value, so consistently) and the progress record saying it is not closed: the
   replay closes it again, and the detector ignores an hour at or before an account's last hour.
 
 Messages are processed one at a time (one record per account and flush, one heartbeat per source
@@ -134,16 +134,16 @@ class DropStage:
             staged = StagedStore(PartitionView(self.table, partition, self.partitions, self.changelog))
             processor = AccountHoursProcessor(self.rule, staged, partition, self.partitions)
             found = self.processors[partition] = (processor, staged)
-            meta = processor.meta()
-            if meta.closed_through is not None:
+            progress = processor.progress()
+            if progress.closed_through is not None:
                 self.metrics.drop_hour_closed.labels(str(partition)).set(
-                    (meta.closed_through + HOUR_MS) / 1000
+                    (progress.closed_through + HOUR_MS) / 1000
                 )
             self._count_open(partition, processor)
             log.info(
                 "account-hours partition %d: hours closed through %s, waiting for sources %s",
                 partition,
-                meta.closed_through,
+                progress.closed_through,
                 processor.waiting_for(),
             )
         return found
@@ -185,7 +185,7 @@ class DropStage:
             processor.reset()  # its cache may hold what was just discarded
             raise
         if staged.staged:
-            staged.commit(last=processor.meta_key)
+            staged.commit(last=processor.progress_key)
         return handled
 
     @property
@@ -214,7 +214,7 @@ class DropStage:
         if handled.late:
             self.metrics.drop_late_partials.inc(handled.late)
         if handled.closed_hours:
-            closed_through = processor.meta().closed_through
+            closed_through = processor.progress().closed_through
             if closed_through is not None:
                 self.metrics.drop_hour_closed.labels(str(processor.partition)).set(
                     (closed_through + HOUR_MS) / 1000

@@ -80,14 +80,14 @@ def test_an_hour_closes_only_when_every_source_is_past_it() -> None:
     proc.handle(partials("acme", 2, 0, [[H0, 5, 0]]))  # still in time
     handled = proc.handle(heartbeat(2, H0 + HOUR_MS))
     assert handled.closed_hours == 1
-    assert proc.meta().closed_through == H0
+    assert proc.progress().closed_through == H0
     view = proc.detector.view("acme")
     assert view is not None and view.last_hour_ms == H0 and view.engaged_followers == 2
     assert decode_account(store["acme"])[0].pending == {}
     # the next hour needs every source past it again; the slowest one decides
     assert proc.handle(heartbeat(0, H0 + 5 * HOUR_MS, [H0 + HOUR_MS])).closed_hours == 0
     assert proc.handle(heartbeat(2, H0 + 3 * HOUR_MS)).closed_hours == 1  # source 1 is at +2h
-    assert proc.meta().closed_through == H0 + HOUR_MS
+    assert proc.progress().closed_through == H0 + HOUR_MS
 
 
 def test_without_waiting_for_all_sources_a_silent_partition_does_not_hold_hours() -> None:
@@ -100,14 +100,14 @@ def test_without_waiting_for_all_sources_a_silent_partition_does_not_hold_hours(
     assert handled.late == 1
     aux, _ = decode_account(store["acme"])
     assert aux.pending == {H0 + HOUR_MS: [3, 0]} and aux.engaged == 1
-    assert proc.meta().late_partials == 1
+    assert proc.progress().late_partials == 1
     # partials alone do not make a source "heard from"; its first heartbeat does, and from then on
     # it holds hours back like every other one
     assert proc.handle(heartbeat(0, H0 + 3 * HOUR_MS, [H0 + HOUR_MS])).closed_hours == 2
     assert proc.handle(heartbeat(1, H0 + 3 * HOUR_MS)).closed_hours == 0
     assert proc.handle(heartbeat(0, H0 + 6 * HOUR_MS, [H0 + 3 * HOUR_MS])).closed_hours == 0
     assert proc.handle(heartbeat(1, H0 + 4 * HOUR_MS)).closed_hours == 1
-    assert proc.meta().closed_through == H0 + 3 * HOUR_MS
+    assert proc.progress().closed_through == H0 + 3 * HOUR_MS
 
 
 def test_silent_accounts_get_zeros_and_hours_nobody_saw_are_gaps() -> None:
@@ -123,7 +123,7 @@ def test_silent_accounts_get_zeros_and_hours_nobody_saw_are_gaps() -> None:
         ("quiet", "silence", "resolved", hour_ms(hours + 2)),
     ]
     assert sorted(alerts, key=key) == reference(hourly)
-    assert proc.meta().closed_through == hour_ms(hours + 2)
+    assert proc.progress().closed_through == hour_ms(hours + 2)
     view = proc.detector.view("loud")
     assert view is not None and view.last_hour_ms == hour_ms(hours + 2)
 
@@ -223,14 +223,14 @@ def test_crashes_before_or_during_the_state_write_replay_into_the_same_alerts(se
         if handled.closed_hours and rng.random() < 0.3:
             crashes += 1
             writes = list(staged._writes.items())
-            meta_last = sorted(writes, key=lambda kv: kv[0] == proc.meta_key)
-            for k, v in meta_last[: rng.randrange(len(meta_last) + 1)]:
+            progress_last = sorted(writes, key=lambda kv: kv[0] == proc.progress_key)
+            for k, v in progress_last[: rng.randrange(len(progress_last) + 1)]:
                 if v is None:
                     durable.pop(k, None)
                 else:
                     durable[k] = v
             continue  # the message is consumed again
-        staged.commit(last=proc.meta_key)
+        staged.commit(last=proc.progress_key)
         if rng.random() < 0.1:  # a crash after the state write, before the offset commit
             replayed = AccountHoursProcessor(RULE, durable, 0, 3).handle(msgs[i])
             assert replayed.alerts == [] and replayed.closed_hours == 0

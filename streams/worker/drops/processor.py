@@ -64,9 +64,9 @@ from streams.worker.drops.table import (
 
 log = logging.getLogger(__name__)
 
-# Decoded accounts kept in memory per partition between records (~3.5 kB each with the detector's four-week
-# ring: ~35 MB per partition); beyond this many, the least recently loaded are dropped and decoded again
-# when needed (each closed hour then decodes every account, as without a cache).
+# Decoded accounts kept in memory per partition between records, so the cache's memory is bounded (what a
+# decoded account weighs: README, "Engagement-drop alerts"); beyond this many, the least recently loaded are
+# dropped and decoded again when needed (each closed hour then decodes every account, as without a cache).
 CACHE_MAX_ACCOUNTS: Final = 10_000
 
 
@@ -281,7 +281,8 @@ class AccountHoursProcessor:
         """Close every hour up to ``last`` (inclusive) that is not closed yet."""
         if progress.closed_through is not None and progress.closed_through + HOUR_MS > last:
             # Nothing to close: most heartbeats (one per source partition per flush) end here, before
-            # the scan of every account's pending hours (that scan was 6% of the worker's time).
+            # the scan of every account's pending hours, which would otherwise run once per heartbeat
+            # (what it cost: README, "What made the worker what it is").
             return [], 0
         pending = self._pending_by_hour(last)
         if progress.closed_through is not None:

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit integration e2e chaos bench soak clean tools lowest
+.PHONY: run test lint unit integration e2e chaos bench bench-ab soak clean tools lowest
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -71,6 +71,11 @@ lowest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m streams.bench
+
+# The worker's throughput against another commit, alternating, in one run: `make bench-ab BASE=<ref>`.
+BASE ?= HEAD~1
+bench-ab: $(STAMP)
+	$(BIN)/python -m streams.bench.ab --base $(BASE)
 
 # The live pipeline (engage demo) for SOAK_MINUTES: RSS, CPU and lag over time, and whether memory
 # levelled off (streams/bench/soak.py); not part of `make test`.

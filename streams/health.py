@@ -3,7 +3,7 @@
 The metrics server runs on its own thread, so answering HTTP proves nothing about the worker: its
 event loop can be stuck (a blocking call, a busy loop) while ``/metrics`` keeps serving frozen gauges.
 So the *loop* proves it is alive: a callback it runs every ``interval`` seconds (:meth:`Health.beat`,
-scheduled by :func:`streams.worker.health_wiring.install`) records the time and what the worker owns.
+scheduled by :func:`streams.worker.faust_adapter.health.install`) records the time and what the worker owns.
 The HTTP thread only reads that snapshot:
 
 - ``/healthz`` (live): the last heartbeat is at most ``max_loop_delay_s`` old. Before the first beat

@@ -13,8 +13,10 @@ tests/unit/test_metrics.py enforces the naming conventions.
 
 from __future__ import annotations
 
+import contextlib
 import platform
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
@@ -211,3 +213,10 @@ class Metrics:
     def names(self) -> set[str]:
         """Every metric family name (counters without ``_total``, as the registry reports them)."""
         return {family.name for family in self.registry.collect()}
+
+
+def remove_series(metric: Any, *labels: str) -> None:
+    """Remove one labelled series (a partition this process no longer owns); one never set is fine
+    (older prometheus-client releases raise KeyError for it)."""
+    with contextlib.suppress(KeyError):
+        metric.remove(*labels)

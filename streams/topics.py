@@ -61,12 +61,12 @@ def admin_client(
         ) from exc
 
 
-#: The worker's Faust tables (``streams.worker.app.TABLE_NAME``, ``streams.worker.drop_wiring.TABLE_NAME``).
+#: The worker's Faust tables (``streams.worker.stage.TABLE_NAME``, ``streams.worker.drop_wiring.TABLE_NAME``).
 TABLES = ("engagement-state", "drop-state")
 
 
 def changelog_topic(settings: Settings, table: str) -> str:
-    """Faust's changelog of ``table``, prefix first (see :mod:`streams.worker.changelog_names`)."""
+    """Faust's changelog of ``table``, prefix first (:mod:`streams.worker.faust_adapter.changelog_names`)."""
     return f"{settings.topic_prefix}{settings.consumer_group}-{table}-changelog"
 
 
@@ -74,7 +74,7 @@ def changelog_topics(settings: Settings) -> tuple[str, ...]:
     return tuple(changelog_topic(settings, table) for table in TABLES)
 
 
-#: The worker's Faust tables (``streams.worker.app.TABLE_NAME``, ``streams.worker.drop_wiring.TABLE_NAME``).
+#: The worker's Faust tables (``streams.worker.stage.TABLE_NAME``, ``streams.worker.drop_wiring.TABLE_NAME``).
 def replication(settings: Settings) -> int:
     if settings.topic_replication is not None:
         return settings.topic_replication

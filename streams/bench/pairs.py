@@ -44,7 +44,7 @@ from streams.events import Interaction
 from streams.partitioning import partition_for
 from streams.runtime import WORKER_GC_THRESHOLDS
 from streams.settings import Settings
-from streams.worker.meta import PartitionMeta, meta_key
+from streams.worker.progress import PartitionProgress, progress_key
 
 PAIRS_PER_ACTOR = 4
 TEMPLATE_PAIRS = 250_000
@@ -156,20 +156,22 @@ def write_changelog(
     store: dict[str, bytes], seq: int, watermark: int, bootstrap: str, topic: str, partitions: int
 ) -> int:
     """Write ``store`` to the state table's changelog topic the way a worker's flushes leave it
-    (record batches through :func:`streams.worker.bulk.send_records`, progress records last)."""
+    (record batches through :func:`streams.worker.faust_adapter.outputs.send_records`, progress records
+    last)."""
     import asyncio
 
     from aiokafka import AIOKafkaProducer
 
-    from streams.worker.bulk import Record, send_records
+    from streams.worker.changelog import Record
+    from streams.worker.faust_adapter.outputs import send_records
 
     records: list[Record] = []
     for actor, value in store.items():
         key = actor.encode()
         records.append((partition_for(key, partitions), key, value))
     for partition in range(partitions):
-        meta = PartitionMeta(flush_seq=seq, watermark_ms=watermark)
-        records.append((partition, meta_key(partition, partitions).encode(), meta.encode()))
+        meta = PartitionProgress(flush_seq=seq, watermark_ms=watermark)
+        records.append((partition, progress_key(partition, partitions).encode(), meta.encode()))
 
     async def send() -> None:
         producer = AIOKafkaProducer(

@@ -15,8 +15,9 @@ state's watermark), as live traffic would. Measured from the process start:
   group join + changelog read + one partition's restore. The throughput phase's worker reports the
   same start → first event with an empty table (``start_to_first_event_s``): the baseline.
 - ``all_partitions_s``: until all four partitions' runners were restored and processing.
-- milestones from the worker's log (changelog read start/done, by :mod:`streams.worker.fast_recovery` or
-  by Faust's own recovery; worker ready), for where time goes.
+- milestones from the worker's log (changelog read start/done, by
+  :mod:`streams.worker.faust_adapter.fast_recovery` or by Faust's own recovery; worker ready), for
+  where time goes.
 
 Then the check: its ``engage_tracked_pairs`` reaches the N pairs plus the probes' new ones.
 
@@ -24,8 +25,8 @@ Why a trickle rather than probes produced before the start: measured once with 1
 that found its probes already waiting did not consume them until a new message arrived (80 s after
 "Worker ready"). The likely cause, found since: Faust cleared its queues at the end of recovery after
 its fetcher had already delivered waiting messages into them, so they were lost rather than late
-(fixed in :mod:`streams.worker.recovery_gate`). The trickle stays: it measures a restart under live
-traffic.
+(fixed in :mod:`streams.worker.faust_adapter.recovery_gate`). The trickle stays: it measures a
+restart under live traffic.
 
 The topics live in the embedded broker's memory (~60 MB for 1M pairs), hence no recovery figure at 5M.
 """
@@ -50,7 +51,7 @@ from streams.producer import KafkaEventPublisher
 from streams.runtime import create_topics
 from streams.settings import Settings
 from streams.topics import changelog_topic
-from streams.worker.app import TABLE_NAME
+from streams.worker.stage import TABLE_NAME
 
 PARTITIONS = 4
 
@@ -143,7 +144,7 @@ def measure(
         "worker_peak_rss_mb": rss,
         **_faust_phases(worker.log_path.read_text(errors="replace"), worker.started_at),
     }
-    # who read the changelog: streams.worker.fast_recovery (a plain consumer) or Faust's record-by-record loop
+    # who read the changelog: faust_adapter.fast_recovery (a plain consumer) or Faust's record-by-record loop
     log_text = worker.log_path.read_text(errors="replace")
     recovery["changelog_reader"] = "plain consumer" if ": changelog read done: " in log_text else "faust"
     return state, recovery
@@ -156,7 +157,7 @@ def _recovered_lines(worker: Child) -> int:
 
 def _faust_phases(log: str, started_at: float) -> dict[str, float]:
     """Seconds from the process start to Faust's recovery milestones, from its log timestamps."""
-    marks = {  # Faust's own changelog read, or ours (streams.worker.fast_recovery)
+    marks = {  # Faust's own changelog read, or ours (streams.worker.faust_adapter.fast_recovery)
         "changelog_read_start_s": ("Restoring state from changelog topics", ": changelog read: "),
         "changelog_read_done_s": ("Done reading from changelog topics", ": changelog read done: "),
         "worker_ready_s": ("Worker]: Ready",),

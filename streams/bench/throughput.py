@@ -129,7 +129,7 @@ def our_worker(env: dict[str, str], expected: int, data_dir: Path) -> dict[str, 
         if started is None or finished is None:
             raise RuntimeError(f"worker did not finish: {last}")
         # Every event has been fed; the next flush covers them and commits their offsets before the
-        # commit counter moves (WorkerRuntime.maybe_flush).
+        # commit counter moves (EngagementStage.maybe_flush).
         commits = last.get("engage_offset_commits_total", 0)
         committed = wait_until(
             lambda: scrape(port, PROGRESS).get("engage_offset_commits_total", 0) > commits,

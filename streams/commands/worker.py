@@ -67,9 +67,7 @@ def run(
     args: argparse.Namespace, settings: Settings, *, wrap_sink: Callable[[Sink], Sink] | None = None
 ) -> int:
     """``wrap_sink``: decorate the sink (the benchmark's latency probe watches what lands in ClickHouse)."""
-    from streams.worker import health_wiring
-    from streams.worker.app import WorkerRuntime, create_app
-    from streams.worker.stop_deadline import BoundedStopWorker
+    from streams.worker import topology
 
     # The worker allocates many short-lived objects per event and keeps many long-lived ones (state);
     # CPython's default GC thresholds then spend about half the time in full collections (measured
@@ -84,8 +82,7 @@ def run(
         sink = wrap_sink(sink)
     with _bootstrap(settings, args.embedded) as bootstrap:
         runtime.create_topics(settings, bootstrap)
-        state = WorkerRuntime(settings, metrics, sink)
-        app = create_app(settings, bootstrap, state)
+        worker = topology.build(settings, bootstrap, sink, metrics)
         health = Health(settings.health_max_loop_delay_ms / 1000, metrics=metrics)
         metrics.commit_interval.set(settings.commit_interval_ms / 1000)
         # "Not committed since" counts from the start: a worker that never gets to commit (stuck in
@@ -100,13 +97,5 @@ def run(
             logging.getLogger().setLevel(
                 {"crit": "CRITICAL", "warn": "WARNING"}.get(args.loglevel, args.loglevel.upper())
             )
-        # Logging is configured once for every command (streams.logs: level, text or JSON, secrets
-        # redacted); Faust's own setup would replace that handler with its plain-text one.
-        worker = BoundedStopWorker(app, quiet=True, override_logging=False)
-        # Faust's terminal spinner sets the root logger to DEBUG so that it spins on every record:
-        # aiokafka then builds a debug record per produced message (measured: a quarter of a
-        # million per 300k events). No spinner, no debug records.
-        worker.spinner = None
-        health_wiring.install(app, health, settings.topics.interactions, worker.loop)
-        worker.execute_from_commandline()
+        topology.run(worker, settings, health)
     return 0

@@ -25,8 +25,9 @@ cached pairs otherwise spends more time in the cyclic GC's full passes than in t
 process should also raise the GC thresholds (``gc.freeze()`` after start-up, then
 ``streams.runtime.WORKER_GC_THRESHOLDS``), which about doubles throughput (``tests/bench/bench_core.py``).
 
-The flush protocol per commit interval is ``drain()`` → write outputs → ``dirty()`` (persists
-changed states, stamping ``flush_seq``) → commit offsets. After a crash, build the engine with the
+Per commit interval the worker calls ``drain()``, writes the outputs, then persists ``dirty()`` (changed
+states, stamped with ``flush_seq``) before committing offsets: the protocol is described once, in
+``streams.worker.flush``. After a crash, build the engine with the
 ``flush_seq`` and ``watermark_ms`` of the last *committed* interval and call :meth:`restore`; an actor
 whose stored state carries that same ``flush_seq`` was already persisted by the interval being
 replayed, so this interval's events are not applied to its pairs again (aggregates are still

@@ -14,9 +14,9 @@ from array import array
 from collections.abc import Iterable, Iterator, MutableMapping
 
 from streams.partitioning import key_on_partition
-from streams.worker.meta import META_PREFIX
+from streams.worker.progress import PROGRESS_PREFIX
 
-DEDUP_PREFIX = f"{META_PREFIX}dedup/"
+DEDUP_PREFIX = f"{PROGRESS_PREFIX}dedup/"
 _HEADER = struct.Struct("<qI")  # minute (ms), number of hashes
 MINUTE_MS = 60_000
 

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from streams.errors import WriteFenced
 from streams.settings import Settings
-from streams.worker.bulk import Record, send_records
+from streams.worker.changelog import Record
 from streams.worker.drops.stage import DropStage, StageHost
-from streams.worker.rebalance import current_generation
+from streams.worker.faust_adapter.outputs import send_records
+from streams.worker.faust_adapter.rebalance import current_generation
+from streams.worker.faust_adapter.rocksdb import partition_store
 
 if TYPE_CHECKING:
     import faust
@@ -53,7 +55,7 @@ def register_stage2(app: faust.App, settings: Settings, runtime: StageHost) -> D
         value_type=bytes,
     )
     port = FaustAlertPort(app, settings.topics.alerts, table.changelog_topic.get_topic_name())
-    stage = DropStage.from_settings(settings, runtime.metrics, runtime.writer, table, port)
+    stage = DropStage.from_settings(settings, runtime.metrics, runtime.writer, table, port, partition_store)
     busy = asyncio.Lock()
 
     @app.agent(topic, name="drops", concurrency=1)
@@ -82,8 +84,8 @@ def register_stage2(app: faust.App, settings: Settings, runtime: StageHost) -> D
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
-        # As in stage 1 (streams.worker.app): a batch in progress finishes its writes before the
-        # partitions go, and an alert insert waiting for ClickHouse gives up at once.
+        # As in stage 1 (streams.worker.faust_adapter.agents): a batch in progress finishes its writes
+        # before the partitions go, and an alert insert waiting for ClickHouse gives up at once.
         runtime.lease.revoking = True
         async with busy:
             stage.forget({tp.partition for tp in revoked if tp.topic == topic_name})

@@ -1,52 +1,31 @@
-"""One stream partition's processing: decode → engagement core → outputs, and its flush protocol.
+"""One stream partition's processing: decode → engagement core, event-time watermark, replay position.
 
-No Faust here: the runner is fed ``(topic, offset, value, handle)`` tuples and flushes through the
-small ports below, so the whole commit protocol (see :mod:`streams.worker.meta`) runs in tests with
-in-process twins as well as under Faust.
+No Faust here: the runner is fed ``(topic, offset, value, handle)`` tuples; :mod:`streams.worker.flush`
+makes each interval durable through small ports, so the whole protocol runs in tests with in-process
+twins as well as under Faust.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from streams.engagement import LATE, PartitionEngine
 from streams.engagement.model import Outputs
 from streams.events import Interaction, Rejected, decode_message
 from streams.metrics import Metrics
 from streams.producer import dlq_record
-from streams.sinks.base import SinkBatch
-from streams.worker.dedup_log import DedupLog, dedup_key
-from streams.worker.drops.hours import account_hour_records
-from streams.worker.flags import transition_record
-from streams.worker.meta import PartitionMeta, batch_token, meta_key
-from streams.worker.sink_retry import SinkWriter
+from streams.worker.dedup_log import DedupLog
+from streams.worker.progress import PartitionProgress, progress_key
 
 log = logging.getLogger(__name__)
 _TYPE: Final = attrgetter("type")
 _OCCURRED_AT: Final = attrgetter("occurred_at_ms")
-
-
-class OutputPort(Protocol):
-    """Where a flush sends its Kafka outputs; each call returns once Kafka acknowledged."""
-
-    async def send_flags(self, records: list[tuple[bytes, bytes]]) -> None: ...
-
-    async def send_dlq(self, records: list[bytes], partition: int = 0) -> None: ...
-
-    async def send_account_hours(self, records: list[tuple[bytes, bytes]], heartbeat: bytes | None) -> None:
-        """Per-account partials keyed by account; the heartbeat goes to every partition."""
-        ...
-
-    async def sync_state(self, partition: int) -> None:
-        """Wait until every state-table write of ``partition`` so far is durable in its changelog."""
-        ...
 
 
 @dataclass
@@ -54,7 +33,7 @@ class PartitionRunner:
     partition: int
     partitions: int
     engine: PartitionEngine
-    meta: PartitionMeta
+    progress: PartitionProgress
     group: str
     metrics: Metrics
     lateness_ms: int = 0
@@ -86,29 +65,29 @@ class PartitionRunner:
         dedup_records: Iterable[tuple[str, bytes]] = (),
     ) -> PartitionRunner:
         """Resume from the progress record and dedup records found in the (recovered) state table."""
-        meta = PartitionMeta.decode(table.get(meta_key(partition, partitions)))
-        runner = cls(partition, partitions, engine, meta, group, metrics, lateness_ms)
+        progress = PartitionProgress.decode(table.get(progress_key(partition, partitions)))
+        runner = cls(partition, partitions, engine, progress, group, metrics, lateness_ms)
         # Offsets up to `flushed` are done; topics with nothing new are not re-delivered at all, so
         # without this an interrupted interval naming them could never be re-formed.
-        runner.position = dict(meta.flushed)
+        runner.position = dict(progress.flushed)
         # Messages up to `flushed` are skipped, so they no longer tell each topic's event time: without
         # these, a topic with no new traffic would hold the watermark where the last flush left it.
-        runner.topic_watermark = dict(meta.topic_watermarks)
-        if meta.watermark_ms is not None:
-            engine.advance_watermark(meta.watermark_ms)
+        runner.topic_watermark = dict(progress.topic_watermarks)
+        if progress.watermark_ms is not None:
+            engine.advance_watermark(progress.watermark_ms)
         runner.dedup_log.load(dedup_records, engine.remember_dedup)
-        if meta.pending is not None and meta.pending_seq is not None:
-            runner.replay_target = dict(meta.pending)
-            engine.flush_seq = meta.pending_seq
+        if progress.pending is not None and progress.pending_seq is not None:
+            runner.replay_target = dict(progress.pending)
+            engine.flush_seq = progress.pending_seq
             log.warning(
                 "partition %d: re-forming interrupted flush k=%d %s",
                 partition,
-                meta.pending_seq,
-                meta.pending,
+                progress.pending_seq,
+                progress.pending,
                 extra={"partition": partition},
             )
         else:
-            engine.flush_seq = meta.flush_seq
+            engine.flush_seq = progress.flush_seq
         return runner
 
     # --- processing -------------------------------------------------------------------------------
@@ -167,23 +146,23 @@ class PartitionRunner:
             return
         self.handles.append(handle)
         self.position[topic] = offset
-        if offset <= self.meta.flushed.get(topic, -1):
+        if offset <= self.progress.flushed.get(topic, -1):
             return  # already in the table and the sink: a replay of a flushed interval
         batch, rejected = decode_message(value)
         for item in rejected:
             self._dead_letter(item.error.reason, str(item.error), item.raw, topic, offset, item)
         if not batch:
             return
-        # map + attrgetter + Counter stay in C: a Python loop over the batch cost ~0.3 µs per event.
+        # map + attrgetter + Counter stay in C: a Python loop over the batch costs a share of the hot path.
         by_type = Counter(map(_TYPE, batch))
         times = list(map(_OCCURRED_AT, batch))
         newest = max(self.topic_watermark.get(topic, -1), max(times))
-        # One observation per message, of its oldest event: an observe per event costs ~1.5 µs.
+        # One observation per message, of its oldest event: an observe per event would be costly.
         self.metrics.event_lag.observe(max(0.0, self.wall_clock() - min(times) / 1000))
         self.topic_watermark[topic] = newest
         counts = self.engine.process_many(batch)
         # events_consumed counts every valid event read; duplicates and late ones are also counted
-        # under their own metrics. Incremented per envelope: a labelled inc per event costs ~1 µs.
+        # under their own metrics. Incremented per envelope: a labelled inc per event is costly.
         for event_type, count in by_type.items():
             self.metrics.events_consumed.labels(event_type).inc(count)
         if counts.duplicate:
@@ -239,82 +218,16 @@ class PartitionRunner:
             return self.replay_ready
         return self.has_work or self.watermark_moved
 
-    # --- flushing ---------------------------------------------------------------------------------
+    # --- after a flush (the protocol itself: streams.worker.flush) -------------------------------------
 
-    async def flush(
-        self, table: MutableMapping[str, bytes], out: OutputPort, writer: SinkWriter
-    ) -> list[Any]:
-        """Run the five steps of :mod:`streams.worker.meta`; return the message handles to acknowledge.
-
-        Raises :class:`~streams.errors.WriteFenced` before any write the worker's lease no longer
-        allows: checked before the first write, nothing has changed; later, the runner is abandoned
-        (its caller drops it) and the partition's next owner re-forms the interval from its intent.
-        """
-        lease = writer.lease
-        lease.check(f"flush of partition {self.partition}")
-        key = meta_key(self.partition, self.partitions)
-        meta = self.meta
-        seq = self.engine.flush_seq
-        if self.replay_target is not None:
-            end = dict(self.replay_target)
-            token = meta.pending_token or batch_token(meta, self.group, self.partition, seq, end)
-            # Drained at the watermark of the interrupted attempt, not at what the high-waters and the
-            # wall clock give after the restart: the sink drops this batch if that attempt wrote it,
-            # so anything finalised here and not there (or there and not here) would be counted twice
-            # by a later interval (or never).
-            watermark = meta.pending_watermark
-        else:
-            end = {**meta.flushed, **self.position}
-            token = batch_token(meta, self.group, self.partition, seq, end)
-            watermark = self.effective_watermark()
-        if watermark is not None:
-            self.engine.advance_watermark(watermark)
-        outputs: Outputs = self.engine.drain()
-        # 0. intent
-        meta.pending, meta.pending_seq, meta.pending_token = end, seq, token
-        meta.pending_watermark = self.engine.watermark_ms
-        table[key] = meta.encode()
-        await out.sync_state(self.partition)
-        # 1. sink, retried with backoff while ClickHouse cannot take it (consumption waits meanwhile)
-        batch = SinkBatch(
-            token,
-            outputs.transitions,
-            outputs.account_minutes,
-            outputs.post_minutes,
-            outputs.scores,
-            outputs.alerts,
-            follower_days=outputs.follower_days,
-        )
-        await writer.write(batch, "batch")
-        # 2. flags, per-account partials and dead letters, sent together (one round trip, not three)
-        lease.check(f"outputs of partition {self.partition}")
-        sends = []
-        if outputs.transitions:
-            sends.append(out.send_flags([transition_record(t) for t in outputs.transitions]))
-        records, heartbeat = account_hour_records(
-            outputs,
-            partition=self.partition,
-            epoch=meta.epoch,
-            seq=seq,
-            watermark_ms=self.engine.watermark_ms,
-            lateness_ms=self.lateness_ms,
-        )
-        if records or heartbeat:
-            sends.append(out.send_account_hours(records, heartbeat))
-        dead, self.dlq = self.dlq, []
-        if dead:
-            sends.append(out.send_dlq([record for _, record in dead], self.partition))
-        try:
-            await asyncio.gather(*sends)
-        except BaseException:
-            self.dlq = dead + self.dlq  # not acknowledged: kept for the retry of this flush
-            raise
+    def count_outputs(self, outputs: Outputs, dead_reasons: list[str]) -> None:
+        """Metrics and the late-events log line of an interval whose outputs Kafka acknowledged."""
         for transition in outputs.transitions:
             self.metrics.transitions.labels(transition.kind).inc()
         substantive = sum(row.substantive for row in outputs.account_minutes)
         if substantive:
             self.metrics.substantive_interactions.inc(substantive)
-        for reason, _ in dead:
+        for reason in dead_reasons:
             self.metrics.dlq_messages.labels(reason).inc()
         if self.late_in_interval:
             log.warning(
@@ -329,29 +242,9 @@ class PartitionRunner:
                 extra={"partition": self.partition, "events": self.late_in_interval, "reason": "late"},
             )
             self.late_in_interval = 0
-        # Checked before the table writes: abandoned here, the table holds nothing the changelog lacks.
-        lease.check(f"state of partition {self.partition}")
-        # 3. actor states, then the dedup hashes, then progress. The order matters: a crash keeps a
-        # prefix of these writes (one changelog partition), and a surviving dedup record must imply
-        # that the states holding its events survived too, or a replay would drop them as duplicates.
-        changed = self.engine.dirty()
-        for actor, state in changed.items():
-            if state is None:
-                table.pop(actor, None)
-            else:
-                table[actor] = state
-        delta = self.engine.take_dedup_delta()
-        self.dedup_log.write(table, dedup_key(self.partition, self.partitions, meta.epoch, seq), delta)
-        expired = self.dedup_log.expire(table, self.engine.final_ms)
-        self.metrics.changelog_writes.inc(len(changed) + bool(delta) + expired + 2)
-        meta.flushed = end
-        meta.pending = meta.pending_seq = meta.pending_token = meta.pending_watermark = None
-        meta.flush_seq = self.engine.flush_seq
-        meta.watermark_ms = self.engine.watermark_ms
-        meta.topic_watermarks = dict(self.topic_watermark)
-        table[key] = meta.encode()
-        await out.sync_state(self.partition)
-        # 4. hand back what may be acknowledged now
+
+    def interval_done(self) -> list[Any]:
+        """The interval is durable: hand back its message handles, and resume what a replay held back."""
         handles, self.handles = self.handles, []
         self.watermark_moved = False
         if self.replay_target is not None:

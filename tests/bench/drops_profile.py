@@ -6,7 +6,7 @@ Runs stage 1 as :mod:`tests.bench.stage_profile` does (one :class:`PartitionRunn
 the benchmark envelopes, a flush every ``--interval`` events: the worker flushes once per commit
 interval, 1 s at ~64k events/s), capturing the ``engagement.account-hours`` records each flush
 publishes: records keyed by account go to their partition, the heartbeat to every partition, as
-:class:`~streams.worker.app.FaustOutputs` routes them. After each flush, stage 2
+:class:`~streams.worker.faust_adapter.outputs.FaustOutputs` routes them. After each flush, stage 2
 (:class:`~streams.worker.drops.stage.DropStage` over a plain dict table, alerts counted) processes
 what that flush published, in batches as the agent takes them, with a :meth:`DropStage.sync` per
 batch. Only stage 2 is timed (``time.process_time``); prints CPU µs per input event and per record.
@@ -29,9 +29,10 @@ from streams.partitioning import partition_for
 from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink
-from streams.worker.bulk import ChangelogBuffer, Record
+from streams.worker.changelog import ChangelogBuffer, Record
 from streams.worker.drops.stage import DropStage
 from streams.worker.drops.table import decode_account, encode_account
+from streams.worker.flush import flush
 from streams.worker.sink_retry import SinkWriter
 from tests.bench.stage_profile import PARTITIONS, envelopes, run_as_worker, stage1
 
@@ -120,7 +121,7 @@ async def run(messages: list[tuple[int, str, bytes]], interval: int, settings: S
 
     async def flush_all() -> None:
         for runner, view in zip(runners, views, strict=True):
-            await runner.flush(view, port, SinkWriter(sink, backoff, metrics))
+            await flush(runner, view, port, SinkWriter(sink, backoff, metrics))
         await stage2()
 
     offsets: dict[tuple[int, str], int] = {}

@@ -35,10 +35,11 @@ from streams.runtime import WORKER_GC_THRESHOLDS
 from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import CountingSink
-from streams.worker.bulk import ChangelogBuffer
+from streams.worker.changelog import ChangelogBuffer
+from streams.worker.flush import flush
+from streams.worker.partition_view import PartitionView
 from streams.worker.runner import PartitionRunner
 from streams.worker.sink_retry import SinkWriter
-from streams.worker.state import PartitionView
 
 PARTITIONS = 4  # as in make bench
 T = TypeVar("T")
@@ -122,12 +123,12 @@ async def run(messages: list[tuple[int, str, bytes]], interval: int, settings: S
             since = 0
             started = process()
             for runner, table in zip(runners, tables, strict=True):
-                await runner.flush(table, port, writer)
+                await flush(runner, table, port, writer)
             flush_s += process() - started
     events += since
     started = process()
     for runner, table in zip(runners, tables, strict=True):
-        await runner.flush(table, port, writer)
+        await flush(runner, table, port, writer)
     flush_s += process() - started
     return {
         "events": events,

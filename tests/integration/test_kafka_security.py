@@ -31,7 +31,7 @@ from streams.kafka_security import KafkaSecurity
 from streams.producer import KafkaEventPublisher
 from streams.settings import Settings
 from streams.topics import prepare
-from streams.worker.highwater import fetched_highwaters
+from streams.worker.faust_adapter.highwater import fetched_highwaters
 from tests.tls import Pki, make_pki, tls_broker
 
 PARTITIONS = 2

@@ -107,13 +107,13 @@ def _assert_sasl(client: Any) -> None:
 
 
 def test_faust_consumer_and_producer_get_the_credentials(tmp_path: Path) -> None:
-    from streams.worker.app import WorkerRuntime, create_app
+    from streams.worker import topology
 
     settings = Settings.from_env({**SASL_SSL, "ENGAGE_DATA_DIR": str(tmp_path)})
 
     async def build() -> tuple[Any, Any]:
-        runtime = WorkerRuntime(settings, Metrics.create(CollectorRegistry()), CountingSink())
-        app = create_app(settings, settings.kafka_bootstrap_servers, runtime)
+        metrics = Metrics.create(CollectorRegistry())
+        app = topology.build(settings, settings.kafka_bootstrap_servers, CountingSink(), metrics).app
         consumer = app.consumer._thread._create_worker_consumer(app.transport)  # what start() builds
         return consumer, app.producer._settings_auth()  # what the producer thread's client is given
 
@@ -164,16 +164,16 @@ def test_every_other_client_gets_the_security(monkeypatch: pytest.MonkeyPatch) -
     from streams.producer import KafkaEventPublisher
     from streams.settings import Topics
     from streams.topics import admin_client
-    from streams.worker import fast_recovery, highwater
+    from streams.worker.faust_adapter import fast_recovery, highwater
 
     security = Settings.from_env(SASL_SSL).kafka_security
     bootstrap = "kafka-1.example.com:9093"
     tp = faust.types.TP("t", 0)
     calls = {
-        "streams.worker.highwater.AIOKafkaConsumer": lambda: highwater.fetched_highwaters(
+        "streams.worker.faust_adapter.highwater.AIOKafkaConsumer": lambda: highwater.fetched_highwaters(
             bootstrap, [tp], security=security
         ),
-        "streams.worker.fast_recovery.AIOKafkaConsumer": lambda: fast_recovery.read_changelog(
+        "streams.worker.faust_adapter.fast_recovery.AIOKafkaConsumer": lambda: fast_recovery.read_changelog(
             bootstrap, {tp: (0, 5)}, lambda tp, changes: True, 1.0, security
         ),
         "streams.demo.probes.AIOKafkaConsumer": lambda: TopicFollower(bootstrap, {}, security).run(

@@ -58,8 +58,8 @@ from streams.worker.drops.table import (
     HoursProgress,
     decode_account,
     encode_account,
+    hours_progress_key,
     is_internal_key,
-    progress_key,
 )
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class AccountHoursProcessor:
         self.partitions = partitions
         self.wait_for_all_sources = wait_for_all_sources
         self.cache_max_accounts = cache_max_accounts
-        self.progress_key = progress_key(partition, partitions)
+        self.progress_key = hours_progress_key(partition, partitions)
         self.detector: DropDetector = _CachedDetector(rule, self)
         self.reset()
 

@@ -12,8 +12,8 @@ re-posted too, see :mod:`streams.alerting`).
 
 **Why a replay is harmless.** Only after a message's outputs are delivered are its staged writes put
 into the table (accounts first, the partition's progress record last, all on that partition's changelog, so
-what survives a crash is a prefix of the writes in order). As stage 1 does (:mod:`streams.worker.bulk`),
-the writes go to the table's local store and to a :class:`~streams.worker.bulk.ChangelogBuffer`, not
+what survives a crash is a prefix of the writes in order). As stage 1 does (:mod:`streams.worker.changelog`),
+the writes go to the table's local store and to a :class:`~streams.worker.changelog.ChangelogBuffer`, not
 through Faust's per-key changelog send. The agent takes messages in small batches without
 acknowledging them (``noack_take``), sends the batch's changelog records as record batches and awaits
 their delivery (:meth:`DropStage.sync`), and only then acknowledges the batch, so Faust never commits
@@ -53,14 +53,22 @@ from streams.errors import AlertmanagerRejected, AlertmanagerUnavailable
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.sinks.base import SinkBatch
-from streams.worker.bulk import ChangelogBuffer, Record
+from streams.worker.changelog import ChangelogBuffer, Record
 from streams.worker.drops.processor import AccountHoursProcessor, Handled
 from streams.worker.drops.store import StagedStore
 from streams.worker.lease import Lease
+from streams.worker.partition_view import PartitionView
 from streams.worker.sink_retry import SinkWriter
-from streams.worker.state import PartitionView
 
 log = logging.getLogger(__name__)
+
+PartitionStore = Callable[[Any, int], MutableMapping[bytes, bytes]]
+
+
+def whole_store(table: Any, partition: int) -> MutableMapping[bytes, bytes]:
+    """The table's store as it is: one mapping for every partition (a dict, Faust's memory store)."""
+    store: MutableMapping[bytes, bytes] = table
+    return store
 
 
 class AlertPort(Protocol):
@@ -76,8 +84,9 @@ class AlertPort(Protocol):
 
 class StageHost(Protocol):
     """What :func:`~streams.worker.drop_wiring.register_stage2` uses of the worker it runs in
-    (``streams.worker.app.WorkerRuntime``): its metrics, sink writer and write lease, and a way to ask the
-    consumer group for a new generation. Declared here so that the wiring needs no import of the app.
+    (:class:`streams.worker.stage.EngagementStage`): its metrics, sink writer and write lease, and a way
+    to ask the consumer group for a new generation. Declared here so that the wiring imports neither
+    stage 1 nor the composition root that registers both stages.
     """
 
     @property
@@ -107,10 +116,19 @@ class DropStage:
     processors: dict[int, tuple[AccountHoursProcessor, StagedStore]] = field(default_factory=dict)
     changelog: ChangelogBuffer = field(default_factory=ChangelogBuffer)  # table writes not yet sent
     open_counts: dict[int, int] = field(default_factory=dict)  # per partition, for the gauge
+    # The mapping that holds one partition's keys of ``table``; the Faust wiring passes the adapter's
+    # (:func:`streams.worker.faust_adapter.rocksdb.partition_store`: one RocksDB database per partition).
+    partition_store: PartitionStore = whole_store
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, metrics: Metrics, writer: SinkWriter, table: Any, outputs: AlertPort
+        cls,
+        settings: Settings,
+        metrics: Metrics,
+        writer: SinkWriter,
+        table: Any,
+        outputs: AlertPort,
+        partition_store: PartitionStore = whole_store,
     ) -> DropStage:
         poster = AlertmanagerClient(settings.alertmanager_url) if settings.alertmanager_url else None
         return cls(
@@ -121,6 +139,7 @@ class DropStage:
             writer,
             metrics,
             poster,
+            partition_store=partition_store,
         )
 
     def abandon(self) -> None:
@@ -131,7 +150,8 @@ class DropStage:
     def processor_for(self, partition: int) -> tuple[AccountHoursProcessor, StagedStore]:
         found = self.processors.get(partition)
         if found is None:
-            staged = StagedStore(PartitionView(self.table, partition, self.partitions, self.changelog))
+            store = self.partition_store(self.table, partition)
+            staged = StagedStore(PartitionView(store, partition, self.partitions, self.changelog))
             processor = AccountHoursProcessor(self.rule, staged, partition, self.partitions)
             found = self.processors[partition] = (processor, staged)
             progress = processor.progress()

@@ -11,9 +11,9 @@ partition the last applied flush ``(epoch, seq)`` for replay deduplication. Keep
 value makes "hour folded into the detector" and "hour removed from the pending list" one changelog
 write, so a crash can never apply an hour twice or lose it between the two.
 
-One progress record per stage-2 partition (:class:`HoursProgress`, key :func:`progress_key`): the
-heartbeats heard from each source partition, the last closed hour, the hours known to have had events
-anywhere, and a count of late partials.
+One progress record per stage-2 partition (:class:`HoursProgress`, key :func:`hours_progress_key`):
+the heartbeats heard from each source partition, the last closed hour, the hours known to have had
+events anywhere, and a count of late partials.
 """
 
 from __future__ import annotations
@@ -27,17 +27,17 @@ import orjson
 
 from streams.partitioning import key_on_partition
 
-# Account ids never start with NUL (see streams.worker.meta), so no collision with accounts.
-PROGRESS_PREFIX: Final = "\x00drops/"
+# Account ids never start with NUL (see streams.worker.progress), so no collision with accounts.
+HOURS_PROGRESS_PREFIX: Final = "\x00drops/"
 _VERSION: Final = 1
 _HEADER: Final = struct.Struct("<BH")
 
 
 @cache
-def progress_key(partition: int, partitions: int) -> str:
+def hours_progress_key(partition: int, partitions: int) -> str:
     """A key the default partitioner sends to ``partition``, so the progress record shares its changelog
     partition."""
-    return key_on_partition(f"{PROGRESS_PREFIX}{partition}/", partition, partitions)
+    return key_on_partition(f"{HOURS_PROGRESS_PREFIX}{partition}/", partition, partitions)
 
 
 def is_internal_key(key: str) -> bool:

@@ -38,5 +38,5 @@ def test_recovery_restores_every_pair_written_to_the_changelog(
     assert rec["tracked_pairs"] >= 800 + recovery.PARTITIONS
     assert rec["tracked_pairs"] <= 800 + recovery.PARTITIONS * rec["probe_rounds"]
     assert 0 < rec["changelog_read_start_s"] <= rec["changelog_read_done_s"] <= rec["worker_ready_s"]
-    assert rec["changelog_reader"] == "plain consumer"  # streams.worker.fast_recovery, not Faust's loop
+    assert rec["changelog_reader"] == "plain consumer"  # faust_adapter.fast_recovery, not Faust's loop
     assert 0 < rec["first_event_s"] <= rec["all_partitions_s"] < 120

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.cli import main
-from streams.worker import health_wiring
+from streams.worker.faust_adapter import health as health_wiring
 
 _install = health_wiring.install
 

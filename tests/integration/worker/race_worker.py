@@ -7,7 +7,8 @@ worker, the broker and Faust are the real ones; two timings are changed, nothing
   that ends a recovery, one OffsetFetch round trip per partition) returns only once at least
   ``MIN_QUEUED`` messages wait in Faust's flow-controlled queues, or after ``HOLD_S`` seconds. This
   is what a slow broker does to the window between Faust resuming the stream partitions and
-  clearing its queues (see :mod:`streams.worker.recovery_gate`); without it the window is ~20 ms and
+  clearing its queues (see :mod:`~streams.worker.faust_adapter.recovery_gate`);
+  without it the window is ~20 ms and
   the loss happens in some runs only.
 - Each sink write takes ``SINK_WRITE_S`` seconds (a ClickHouse insert's order of magnitude), so
   the agent is busy flushing while the fetcher delivers the backlog, and messages queue up.

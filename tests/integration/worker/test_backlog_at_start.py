@@ -7,7 +7,8 @@ worker of the same group starts and nothing more is produced. Every event starts
 follower) pair, so ``engage_tracked_pairs`` reaching the total proves that every event was
 processed exactly once into the state (a replayed event is a duplicate and adds no pair).
 
-The second test forces the interleaving behind the loss fixed in :mod:`streams.worker.recovery_gate`
+The second test forces the interleaving behind the loss fixed in
+:mod:`streams.worker.faust_adapter.recovery_gate`
 (see :mod:`tests.integration.worker.race_worker`: Faust's end-of-recovery seek held until messages
 are queued, sink writes of 0.5 s). Without the fix it processed 1195 of 1240 events and committed
 the end of every partition; the first test is the plain regression check of the same scenario.

@@ -30,7 +30,7 @@ from streams.runtime import create_topics
 from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.clickhouse import ClickHouseSink
-from streams.worker.bulk import Record
+from streams.worker.changelog import Record
 from streams.worker.drops.stage import DropStage
 from streams.worker.sink_retry import SinkWriter
 from tests.drop_streams import MONDAY_MS, counts, key, messages, reference, routed

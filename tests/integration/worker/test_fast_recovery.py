@@ -1,4 +1,4 @@
-"""The plain-consumer changelog read (streams.worker.fast_recovery) against the real Tansu broker.
+"""The plain-consumer changelog read (``faust_adapter.fast_recovery``) against the real Tansu broker.
 
 The Faust side is a real ``faust.App`` with a real in-memory table store (not started: nothing here needs
 its consumer); the Recovery service's state is driven by hand where a test needs a given hand-over point.
@@ -19,8 +19,8 @@ from aiokafka import AIOKafkaProducer
 from faust.types import TP
 
 from streams.embedded.broker import EmbeddedBroker, ensure_topics, free_port
-from streams.worker import fast_recovery, highwater
-from streams.worker.bulk import send_records
+from streams.worker.faust_adapter import fast_recovery, highwater
+from streams.worker.faust_adapter.outputs import send_records
 
 # (partition, key, value): a key written twice, a tombstone, and a key deleted then written again.
 RECORDS: list[tuple[int, bytes, bytes | None]] = [

@@ -17,8 +17,8 @@ from streams.partitioning import key_on_partition
 from streams.producer import KafkaEventPublisher
 from streams.runtime import create_topics
 from streams.settings import Settings
-from streams.worker.app import TABLE_NAME
 from streams.worker.flags import transition_record
+from streams.worker.stage import TABLE_NAME
 from tests.integration.worker.harness import WorkerEnv, WorkerProcess, caught_up, read_topic, wait_for
 from tests.scenarios import DAY, scenario, sentinels
 

@@ -25,7 +25,8 @@ from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink, SinkBatch
 from streams.worker.dedup_log import DEDUP_PREFIX
-from streams.worker.meta import is_meta_key
+from streams.worker.flush import flush
+from streams.worker.progress import is_progress_key
 from streams.worker.runner import PartitionRunner
 from streams.worker.sink_retry import SinkWriter
 from tests.scenarios import DAY, scenario, sentinels
@@ -78,7 +79,7 @@ class DurableTable(MutableMapping[str, bytes]):
 
     def __iter__(self) -> Iterator[str]:
         # Like PartitionView: the engine iterates actor states only, never internal records.
-        return iter([k for k, v in self._current().items() if v is not None and not is_meta_key(k)])
+        return iter([k for k, v in self._current().items() if v is not None and not is_progress_key(k)])
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -196,8 +197,8 @@ async def _run(
             out.crash_at = crash_at if armed and crash_at != "sink" else None
             sink.crash_next = armed and crash_at == "sink"
             try:
-                handles = await runner.flush(
-                    table, out, SinkWriter(sink, Backoff(rand=lambda: 0.0), runner.metrics)
+                handles = await flush(
+                    runner, table, out, SinkWriter(sink, Backoff(rand=lambda: 0.0), runner.metrics)
                 )
                 if armed and crash_at == "ack":
                     raise Crash
@@ -213,7 +214,7 @@ async def _run(
             for handle_topic, handle_offset in handles:
                 committed[handle_topic] = max(committed.get(handle_topic, 0), handle_offset + 1)
     while runner.may_flush:
-        await runner.flush(table, out, SinkWriter(sink, Backoff(rand=lambda: 0.0), runner.metrics))
+        await flush(runner, table, out, SinkWriter(sink, Backoff(rand=lambda: 0.0), runner.metrics))
     flags.extend(out.flags)
     return sink, flags
 

@@ -21,10 +21,11 @@ from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink, SinkBatch
-from streams.worker import group_lease
-from streams.worker.app import WorkerRuntime
+from streams.worker import flush
+from streams.worker.faust_adapter import group_lease
 from streams.worker.lease import Lease
 from streams.worker.sink_retry import SinkWriter
+from streams.worker.stage import EngagementStage
 
 
 class _Clock:
@@ -146,14 +147,15 @@ class _Runner:
 
 @pytest.mark.parametrize("revoking", [False, True], ids=["lease-lapsed", "revoking"])
 def test_an_abandoned_flush_forgets_its_partition_and_acknowledges_nothing_of_it(
-    tmp_path: Path, revoking: bool
+    tmp_path: Path, revoking: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runtime = WorkerRuntime(
+    monkeypatch.setattr(flush, "flush", lambda runner, *args: runner.flush(*args))  # fakes for steps 0-3
+    runtime = EngagementStage(
         Settings.from_env({"ENGAGE_DATA_DIR": str(tmp_path)}),
         Metrics.create(CollectorRegistry()),
         MemorySink(),
     )
-    runtime.table = SimpleNamespace(data={})
+    runtime.partition_store = lambda partition: {}
     log: list[str] = []
     runtime.request_rejoin = lambda: log.append("rejoin")
 
@@ -177,8 +179,8 @@ def test_a_heartbeat_the_coordinator_accepts_renews_the_lease() -> None:
 
     clock = _Clock()
     lease = Lease(limit_s=7.0, clock=clock)
-    group_lease.install(None, lease)
-    group_lease.install(None, Lease())  # installing twice does not wrap twice
+    group_lease.install(lease)
+    group_lease.install(Lease())  # installing twice does not wrap twice
     try:
 
         async def send_req(request: Any) -> Any:

@@ -13,8 +13,9 @@ import pytest
 from faust.types import TP
 
 from streams.partitioning import key_on_partition
-from streams.worker.bulk import ChangelogBuffer
-from streams.worker.state import PartitionView, is_rocksdb_store
+from streams.worker.changelog import ChangelogBuffer
+from streams.worker.faust_adapter.rocksdb import is_rocksdb_store, partition_store
+from streams.worker.partition_view import PartitionView
 
 
 def _store() -> Any:
@@ -27,7 +28,7 @@ def _store() -> Any:
 
 def test_reads_see_writes_from_the_view_the_store_and_recovery() -> None:
     store = _store()
-    view = PartitionView(store, 0, 1, ChangelogBuffer())
+    view = PartitionView(partition_store(store, 0), 0, 1, ChangelogBuffer())
     assert view.get("alice") is None
     assert view.get("alice", b"default") == b"default"
     view["alice"] = b"1"
@@ -71,7 +72,8 @@ def test_rocksdb_views_write_and_read_their_own_partitions_database(tmp_path: Pa
     with pytest.raises(AssertionError):
         store[b"alice"] = b"1"  # why the view exists: no event, no partition
     on0, on1 = key_on_partition("actor-", 0, 2), key_on_partition("actor-", 1, 2)
-    view0, view1 = PartitionView(store, 0, 2, ChangelogBuffer()), PartitionView(store, 1, 2)
+    view0 = PartitionView(partition_store(store, 0), 0, 2, ChangelogBuffer())
+    view1 = PartitionView(partition_store(store, 1), 1, 2)
     view0[on0] = b"zero"
     view1[on1] = b"one"
     assert store._db_for_partition(0).get(on0.encode()) == b"zero"

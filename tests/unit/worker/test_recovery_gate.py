@@ -6,7 +6,7 @@ import asyncio
 
 import faust
 
-from streams.worker import recovery_gate
+from streams.worker.faust_adapter import recovery_gate
 
 
 async def _queued_after_recovery_ends(gate: bool) -> int:

@@ -23,7 +23,8 @@ from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink
-from streams.worker.meta import PartitionMeta, meta_key
+from streams.worker.flush import flush
+from streams.worker.progress import PartitionProgress, progress_key
 from streams.worker.runner import PartitionRunner
 from streams.worker.sink_retry import SinkWriter
 
@@ -78,12 +79,12 @@ def test_an_interrupted_flush_without_messages_is_re_formed_and_the_partition_go
         first = _runner(table, metrics)
         first.note_highwater(TOPIC, 1)
         first.feed(TOPIC, 0, encode_batch(comments), "m0")
-        await first.flush(table, out, writer)  # engaged; everything acknowledged and committed
+        await flush(first, table, out, writer)  # engaged; everything acknowledged and committed
         # Time passes with no traffic: the tick moves the watermark past the window, and the flush
         # that drains the lapse carries no message. It is interrupted after its intent.
         first.topic_watermark[TOPIC] = 2 * day
         assert first.refresh_watermark() and first.may_flush and not first.has_work
-        meta_before = PartitionMeta.decode(table[meta_key(0, 1)])
+        meta_before = PartitionProgress.decode(table[progress_key(0, 1)])
 
         class Interrupted(Exception):
             pass
@@ -93,18 +94,18 @@ def test_an_interrupted_flush_without_messages_is_re_formed_and_the_partition_go
 
         writer_write, writer.write = writer.write, interrupted_write  # type: ignore[method-assign]
         with contextlib.suppress(Interrupted):
-            await first.flush(table, out, writer)
+            await flush(first, table, out, writer)
         writer.write = writer_write  # type: ignore[method-assign]
-        assert PartitionMeta.decode(table[meta_key(0, 1)]).pending == meta_before.flushed
+        assert PartitionProgress.decode(table[progress_key(0, 1)]).pending == meta_before.flushed
 
         # The partition's next owner: nothing is re-delivered (all committed); then new traffic.
         second = _runner(table, metrics)
         second.note_highwater(TOPIC, 2)
         assert second.replay_target is not None and second.may_flush, "the replay must not wait for traffic"
-        await second.flush(table, out, writer)
+        await flush(second, table, out, writer)
         later = Interaction("c9", "comment", "generic", "acc", "fan2", "p", "another conversation", 3 * day)
         second.feed(TOPIC, 1, encode_batch([later]), "m1")
-        return await second.flush(table, out, writer)
+        return await flush(second, table, out, writer)
 
     acknowledged = asyncio.run(scenario())
     assert acknowledged == ["m1"], "the message after the replayed interval is processed, not held back"

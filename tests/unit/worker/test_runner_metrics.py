@@ -11,7 +11,8 @@ from streams.events import Interaction, encode_batch
 from streams.metrics import Metrics
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink
-from streams.worker.meta import PartitionMeta
+from streams.worker.flush import flush
+from streams.worker.progress import PartitionProgress
 from streams.worker.runner import PartitionRunner
 from streams.worker.sink_retry import SinkWriter
 
@@ -39,14 +40,21 @@ def _event(n: int, kind: str, text: str | None, at_ms: int) -> Interaction:
 
 def _runner(registry: CollectorRegistry, now_s: float) -> PartitionRunner:
     runner = PartitionRunner(
-        0, 1, PartitionEngine(Rule(), auto_watermark=False), PartitionMeta(), "g", Metrics.create(registry)
+        0,
+        1,
+        PartitionEngine(Rule(), auto_watermark=False),
+        PartitionProgress(),
+        "g",
+        Metrics.create(registry),
     )
     runner.wall_clock = lambda: now_s
     return runner
 
 
 def _flush(runner: PartitionRunner) -> None:
-    asyncio.run(runner.flush({}, _Out(), SinkWriter(MemorySink(), Backoff(rand=lambda: 0.0), runner.metrics)))
+    asyncio.run(
+        flush(runner, {}, _Out(), SinkWriter(MemorySink(), Backoff(rand=lambda: 0.0), runner.metrics))
+    )
 
 
 def test_substantive_interactions_count_the_accepted_substantive_events_once() -> None:

@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry
 
 from streams.engagement import PartitionEngine, Rule
 from streams.metrics import Metrics
-from streams.worker.meta import PartitionMeta
+from streams.worker.progress import PartitionProgress
 from streams.worker.runner import PartitionRunner
 
 
@@ -18,7 +18,7 @@ def _runner(
         0,
         1,
         PartitionEngine(Rule(), auto_watermark=False),
-        PartitionMeta(),
+        PartitionProgress(),
         "g",
         Metrics.create(CollectorRegistry()),
     )

@@ -1,5 +1,5 @@
-"""The worker app's wiring around Faust, on real Faust objects without a broker: the fetch wait its
-aiokafka consumer is built with, and the offset commit that follows a flush's acknowledgements."""
+"""The worker's wiring around Faust, on real Faust objects without a broker: the fetch wait its aiokafka
+consumer is built with, the offset commit that follows a flush's acknowledgements, the lag gauges."""
 
 from __future__ import annotations
 
@@ -15,19 +15,24 @@ from prometheus_client import CollectorRegistry
 from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.sinks.base import MemorySink
-from streams.worker.app import FETCH_MAX_WAIT_MS, WorkerRuntime, _update_lag, create_app
-from streams.worker.rebalance import current_generation
+from streams.worker import flush, topology
+from streams.worker.faust_adapter.app import FETCH_MAX_WAIT_MS
+from streams.worker.faust_adapter.lag import update_lag
+from streams.worker.faust_adapter.rebalance import current_generation
+from streams.worker.stage import EngagementStage
 
 
-def _runtime(tmp_path: Path) -> WorkerRuntime:
-    settings = Settings.from_env({"ENGAGE_DATA_DIR": str(tmp_path)})
-    return WorkerRuntime(settings, Metrics.create(CollectorRegistry()), MemorySink())
+def _settings(tmp_path: Path) -> Settings:
+    return Settings.from_env({"ENGAGE_DATA_DIR": str(tmp_path)})
+
+
+def _app(settings: Settings) -> Any:
+    return topology.build(settings, "localhost:1", MemorySink(), Metrics.create(CollectorRegistry())).app
 
 
 def test_the_worker_consumer_is_built_with_the_short_fetch_wait(tmp_path: Path) -> None:
     async def build() -> tuple[int, int]:
-        runtime = _runtime(tmp_path)
-        app = create_app(runtime.settings, "localhost:1", runtime)
+        app = _app(_settings(tmp_path))
         ours = app.consumer._thread._create_worker_consumer(app.transport)  # what start() would build
         plain = faust.App("plain", broker="kafka://localhost:1", web_enabled=False)
         theirs = plain.consumer._thread._create_worker_consumer(plain.transport)
@@ -58,10 +63,14 @@ class _Runner:
         return handles
 
 
+def _flush_by_runner(runner: Any, *args: Any) -> Any:
+    return runner.flush(*args)
+
+
 async def _flush(tmp_path: Path, handles: list[int], **kwargs: Any) -> list[str]:
     log: list[str] = []
-    runtime = _runtime(tmp_path)
-    runtime.table = SimpleNamespace(data={})
+    runtime = EngagementStage(_settings(tmp_path), Metrics.create(CollectorRegistry()), MemorySink())
+    runtime.partition_store = lambda partition: {}
 
     async def commit() -> None:
         log.append("commit")
@@ -72,16 +81,19 @@ async def _flush(tmp_path: Path, handles: list[int], **kwargs: Any) -> list[str]
     return log
 
 
-def test_a_flush_commits_once_after_every_acknowledgement(tmp_path: Path) -> None:
+def test_a_flush_commits_once_after_every_acknowledgement(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(flush, "flush", _flush_by_runner)  # the fake runners stand for steps 0-3
     log = asyncio.run(_flush(tmp_path, [2, 1]))
     assert log == ["ack 0.0", "ack 0.1", "ack 1.0", "commit"]
 
 
-def test_nothing_acknowledged_nothing_committed(tmp_path: Path) -> None:
+def test_nothing_acknowledged_nothing_committed(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(flush, "flush", _flush_by_runner)  # the fake runners stand for steps 0-3
     assert asyncio.run(_flush(tmp_path, [0, 0])) == []
 
 
-def test_no_commit_at_shutdown_where_the_consumer_has_stopped(tmp_path: Path) -> None:
+def test_no_commit_at_shutdown_where_the_consumer_has_stopped(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(flush, "flush", _flush_by_runner)  # the fake runners stand for steps 0-3
     assert asyncio.run(_flush(tmp_path, [1], commit=False)) == ["ack 0.0"]
 
 
@@ -90,7 +102,7 @@ def test_a_revoked_partition_leaves_the_watermark_and_lag_gauges(tmp_path: Path)
     stale lag of 0 while its new owner works through a backlog)."""
     registry = CollectorRegistry()
     settings = Settings.from_env({"ENGAGE_DATA_DIR": str(tmp_path)})
-    runtime = WorkerRuntime(settings, Metrics.create(registry), MemorySink())
+    runtime = EngagementStage(settings, Metrics.create(registry), MemorySink())
     runtime.runners = {p: _Runner(p, [], 0) for p in (0, 1)}  # type: ignore[misc]
     for p in ("0", "1"):
         runtime.metrics.watermark.labels(p).set(1.0)
@@ -106,11 +118,11 @@ def test_a_revoked_partition_leaves_the_watermark_and_lag_gauges(tmp_path: Path)
     app: Any = SimpleNamespace(
         consumer=consumer, tables=SimpleNamespace(changelog_topics=set(), recovery=recovery)
     )
-    reported = _update_lag(app, runtime.metrics, set())
+    reported = update_lag(app, runtime.metrics, set())
     lag = {"topic": "like", "partition": "1"}
     assert registry.get_sample_value("engage_consumer_lag_messages", lag) == 10
     assignment.discard(TP("like", 1))
-    assert _update_lag(app, runtime.metrics, reported) == {("like", "0")}
+    assert update_lag(app, runtime.metrics, reported) == {("like", "0")}
     assert registry.get_sample_value("engage_consumer_lag_messages", lag) is None
     assert registry.get_sample_value("engage_consumer_lag_messages", {"topic": "like", "partition": "0"}) == 6
 
@@ -143,9 +155,9 @@ def test_drop_stage_takes_over_its_partitions_once_their_tables_are_recovered(
     monkeypatch.setattr(DropStage, "assigned", lambda self, partitions: taken.append(partitions))
 
     async def rebalance() -> None:
-        runtime = _runtime(tmp_path)
-        app = create_app(runtime.settings, "localhost:1", runtime)
-        topic = runtime.settings.topics.account_hours
+        settings = _settings(tmp_path)
+        app = _app(settings)
+        topic = settings.topics.account_hours
         assigned = {TP(topic, 0), TP(topic, 2), TP("like", 1)}
         monkeypatch.setattr(app.assignor, "assigned_actives", lambda: set(assigned))
         await app.on_rebalance_complete.send()
@@ -161,14 +173,13 @@ def test_faust_changelog_topics_carry_the_topic_prefix(tmp_path: Path) -> None:
     settings = Settings.from_env({"ENGAGE_DATA_DIR": str(tmp_path), "ENGAGE_TOPIC_PREFIX": "prod."})
 
     async def build() -> set[str]:
-        runtime = WorkerRuntime(settings, Metrics.create(CollectorRegistry()), MemorySink())
-        app = create_app(settings, "localhost:1", runtime)
+        app = _app(settings)
         return {table.changelog_topic.get_topic_name() for table in app.tables.values()}
 
     names = asyncio.run(build())
     assert names == set(changelog_topics(settings))
     # and no unprefixed leader-election topic either
-    assert create_app(settings, "localhost:1", _runtime(tmp_path)).conf.topic_disable_leader
+    assert _app(settings).conf.topic_disable_leader
     assert names == {
         "prod.engagement-streams-engagement-state-changelog",
         "prod.engagement-streams-drop-state-changelog",
@@ -181,7 +192,7 @@ def test_changelog_lag_is_reported_only_while_recovering(tmp_path: Path) -> None
     to apply while the partition is recovering, and no series once it is recovered."""
     registry = CollectorRegistry()
     settings = Settings.from_env({"ENGAGE_DATA_DIR": str(tmp_path)})
-    runtime = WorkerRuntime(settings, Metrics.create(registry), MemorySink())
+    runtime = EngagementStage(settings, Metrics.create(registry), MemorySink())
     changelog, source = TP("engage-engagement-state-changelog", 0), TP("like", 0)
     consumer = SimpleNamespace(
         assignment=lambda: {changelog, source}, highwater=lambda tp: 12, _committed_offset={source: 12}
@@ -191,9 +202,9 @@ def test_changelog_lag_is_reported_only_while_recovering(tmp_path: Path) -> None
     app: Any = SimpleNamespace(consumer=consumer, tables=tables)
     series = {"topic": changelog.topic, "partition": "0"}
 
-    reported = _update_lag(app, runtime.metrics, set())
+    reported = update_lag(app, runtime.metrics, set())
     assert registry.get_sample_value("engage_consumer_lag_messages", series) == 5
     recovery.in_recovery = False
-    _update_lag(app, runtime.metrics, reported)
+    update_lag(app, runtime.metrics, reported)
     assert registry.get_sample_value("engage_consumer_lag_messages", series) is None
     assert registry.get_sample_value("engage_consumer_lag_messages", {"topic": "like", "partition": "0"}) == 0

@@ -9,7 +9,7 @@ from streams.worker.drops.table import (
     HoursProgress,
     decode_account,
     encode_account,
-    progress_key,
+    hours_progress_key,
 )
 from tests.drop_streams import hour_ms
 
@@ -28,4 +28,4 @@ def test_account_value_and_progress_round_trip() -> None:
     assert HoursProgress.decode(progress.encode()) == progress
     for partitions in (1, 4, 8, 12):
         for q in range(partitions):
-            assert partition_for(progress_key(q, partitions).encode(), partitions) == q
+            assert partition_for(hours_progress_key(q, partitions).encode(), partitions) == q

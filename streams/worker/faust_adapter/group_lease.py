@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 _LEASES: list[Lease] = []
 
 
-def install(app: Any, lease: Lease) -> None:
+def install(lease: Lease) -> None:
     """Renew ``lease`` on every heartbeat the group coordinator accepts."""
     from aiokafka.consumer.group_coordinator import GroupCoordinator
 

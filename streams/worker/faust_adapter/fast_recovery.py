@@ -11,7 +11,7 @@ records to the store in batches reads the same changelog at well over 100k recor
 How it fits Faust's recovery (``faust.tables.recovery.Recovery``, run after every rebalance):
 
 1. Faust builds the high-waters of its active changelog partitions (``active_highwaters``: last offset,
-   from fetch replies, see :mod:`streams.worker.highwater`) and then the offsets to read from
+   from fetch replies, see :mod:`~streams.worker.faust_adapter.highwater`) and then the offsets to read from
    (``active_offsets``: the last offset already applied, -1 for none), in ``_build_offsets``.
 2. Our wrapper of ``_build_offsets`` lets Faust compute those, then reads each active partition of an
    eligible table from ``active_offsets + 1`` up to its high-water with a plain consumer, applies every

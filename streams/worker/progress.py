@@ -1,25 +1,8 @@
 """Per-partition progress record, stored in the state table beside the actor states.
 
-It is what makes a replay after a crash exact. For stream partition *p* (partition *p* of each of the
-four interaction topics) a worker flushes in numbered intervals ``k = 0, 1, 2, …``:
-
-0. **intent**: ``pending = {topic: last offset in this interval}``, ``pending_seq = k`` and
-   ``pending_watermark`` (the event-time watermark the interval is drained at) are written to the table
-   (changelog) and flushed;
-1. the sink batch of the interval is written with a token derived from ``(group, p, k, ranges)``;
-2. transitions and dead letters are produced;
-3. changed actor states (stamped with ``k``) and ``flushed = pending`` are written, ``pending`` cleared;
-4. the interval's Kafka messages are acknowledged, so Faust commits their offsets.
-
-After a crash the new owner of *p* recovers this record and the actor states from the changelog, then:
-
-- skips every message at or below ``flushed[topic]`` (its effects are already in the table and sink);
-- if ``pending`` is set, re-forms *exactly* that interval (same ranges, same ``k``, so the same
-  token: ClickHouse drops the insert if step 1 had happened), not applying it a second time to actor
-  states that step 3 already stamped with ``k``, and drains it at ``pending_watermark``. The watermark
-  moves only at a flush, so the interval's events are judged late against the same watermark (the
-  previous flush's, ``watermark_ms``) on the replay as the first time: what a replay re-forms is what
-  the dropped insert held, whatever the high-water marks and the wall clock say after the restart.
+It records which offsets of each interaction topic are flushed, the interval in flight (its intent) and
+the event-time watermark: what makes a replay after a crash exact. How it is written and read back is
+the flush protocol, :mod:`streams.worker.flush` (steps 0 and 3, and recovery).
 """
 
 from __future__ import annotations
@@ -33,19 +16,19 @@ import orjson
 from streams.engagement.model import stable_id
 from streams.partitioning import key_on_partition
 
-# Actor ids never start with this byte (it is not valid in any platform id we map), so meta keys
-# cannot collide with actor keys.
-META_PREFIX = "\x00meta/"
+# Actor ids never start with this byte (it is not valid in any platform id we map), so progress keys
+# cannot collide with actor keys. The text is stored in changelogs: it stays "meta" for compatibility.
+PROGRESS_PREFIX = "\x00meta/"
 
 
 @cache
-def meta_key(partition: int, partitions: int) -> str:
+def progress_key(partition: int, partitions: int) -> str:
     """A table key on ``partition``'s changelog (so it shares the partition's changelog order)."""
-    return key_on_partition(f"{META_PREFIX}{partition}/", partition, partitions)
+    return key_on_partition(f"{PROGRESS_PREFIX}{partition}/", partition, partitions)
 
 
-def is_meta_key(key: str) -> bool:
-    return key.startswith(META_PREFIX)
+def is_progress_key(key: str) -> bool:
+    return key.startswith(PROGRESS_PREFIX)
 
 
 def _new_epoch() -> str:
@@ -53,7 +36,7 @@ def _new_epoch() -> str:
 
 
 @dataclass
-class PartitionMeta:
+class PartitionProgress:
     """``epoch`` is drawn when a partition's record is first created and kept for its lifetime: a
     new Kafka cluster (e.g. a fresh embedded broker) restarts offsets and flush numbers at zero, and
     without it the new tokens would equal old ones and ClickHouse would drop the new inserts."""
@@ -86,7 +69,7 @@ class PartitionMeta:
         )
 
     @classmethod
-    def decode(cls, raw: bytes | None) -> PartitionMeta:
+    def decode(cls, raw: bytes | None) -> PartitionProgress:
         if not raw:
             return cls()
         data = orjson.loads(raw)
@@ -103,7 +86,9 @@ class PartitionMeta:
         )
 
 
-def batch_token(meta: PartitionMeta, group: str, partition: int, seq: int, end: dict[str, int]) -> str:
+def batch_token(
+    progress: PartitionProgress, group: str, partition: int, seq: int, end: dict[str, int]
+) -> str:
     """Deterministic idempotency token of one flush interval of one stream partition."""
-    ranges = ",".join(f"{t}:{meta.flushed.get(t, -1) + 1}-{end[t]}" for t in sorted(end))
-    return f"{group}/{meta.epoch}/p{partition}/k{seq}/{stable_id(ranges)[:16]}"
+    ranges = ",".join(f"{t}:{progress.flushed.get(t, -1) + 1}-{end[t]}" for t in sorted(end))
+    return f"{group}/{progress.epoch}/p{partition}/k{seq}/{stable_id(ranges)[:16]}"

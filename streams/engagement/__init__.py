@@ -1,7 +1,8 @@
 """The pure engagement core: the engaged rule, scores and aggregates. No Kafka, Faust or ClickHouse.
 
 Entry point: :class:`PartitionEngine`, one per source partition (see :mod:`.engine` for the
-event-time semantics and the flush protocol); :class:`Rule` holds the parameters.
+event-time semantics and the flush protocol); :class:`Rule` holds the parameters. Drop detection over
+the accounts' hourly counts is the subpackage :mod:`.drops`.
 """
 
 from streams.engagement.engine import DUPLICATE, LATE, OK, Counts, PartitionEngine

@@ -55,8 +55,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from streams.engagement.model import Outputs
 from streams.sinks.base import SinkBatch
-from streams.worker.account_hours import account_hour_records
 from streams.worker.dedup_log import dedup_key
+from streams.worker.drops.hours import account_hour_records
 from streams.worker.flags import transition_record
 from streams.worker.progress import batch_token, progress_key
 from streams.worker.sink_retry import SinkWriter

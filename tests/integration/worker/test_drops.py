@@ -31,7 +31,7 @@ from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.clickhouse import ClickHouseSink
 from streams.worker.changelog import Record
-from streams.worker.drop_wiring import DropStage
+from streams.worker.drops.stage import DropStage
 from streams.worker.sink_retry import SinkWriter
 from tests.drop_streams import MONDAY_MS, counts, key, messages, reference, routed
 from tests.integration.alertmanager import AlertmanagerServer, WebhookReceiver, deploy_config

@@ -146,10 +146,10 @@ def test_drop_stage_takes_over_its_partitions_once_their_tables_are_recovered(
 
     No broker here, so the assignment is set by hand (the assignor's answer) and ``assigned`` is
     recorded instead of run: the app, its handler and the signal are Faust's own. What ``assigned``
-    then counts is tested on a recovered table in ``test_drop_wiring.py``; a real rebalance would add a
+    then counts is tested on a recovered table in ``drops/test_stage.py``; a real rebalance would add a
     ~30 s group join on the embedded broker to check the same wiring.
     """
-    from streams.worker.drop_wiring import DropStage
+    from streams.worker.drops.stage import DropStage
 
     taken: list[set[int]] = []
     monkeypatch.setattr(DropStage, "assigned", lambda self, partitions: taken.append(partitions))

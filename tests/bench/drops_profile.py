@@ -1,13 +1,13 @@
 """Stage 2 (the ``drops`` agent) CPU per event, in process, without a broker (not a test: run it).
 
-    .venv/bin/python -m tests.bench.stage2_profile [--events 1000000] [--interval 64000] [--cprofile FILE]
+    .venv/bin/python -m tests.bench.drops_profile [--events 1000000] [--interval 64000] [--cprofile FILE]
 
 Runs stage 1 as :mod:`tests.bench.stage_profile` does (one :class:`PartitionRunner` per partition over
 the benchmark envelopes, a flush every ``--interval`` events: the worker flushes once per commit
 interval, 1 s at ~64k events/s), capturing the ``engagement.account-hours`` records each flush
 publishes: records keyed by account go to their partition, the heartbeat to every partition, as
 :class:`~streams.worker.faust_adapter.outputs.FaustOutputs` routes them. After each flush, stage 2
-(:class:`~streams.worker.drop_wiring.DropStage` over a plain dict table, alerts counted) processes
+(:class:`~streams.worker.drops.stage.DropStage` over a plain dict table, alerts counted) processes
 what that flush published, in batches as the agent takes them, with a :meth:`DropStage.sync` per
 batch. Only stage 2 is timed (``time.process_time``); prints CPU µs per input event and per record.
 """
@@ -30,10 +30,10 @@ from streams.settings import Settings
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink
 from streams.worker.changelog import ChangelogBuffer, Record
-from streams.worker.drop_wiring import DropStage
+from streams.worker.drops.stage import DropStage
+from streams.worker.drops.table import decode_account, encode_account
 from streams.worker.flush import flush
 from streams.worker.sink_retry import SinkWriter
-from streams.worker.stage2_state import decode_account, encode_account
 from tests.bench.stage_profile import PARTITIONS, envelopes, run_as_worker, stage1
 
 BATCH = 100  # the agent's noack_take(100, within=0.2)

@@ -1,9 +1,9 @@
 """A ``MutableMapping`` whose writes stay in memory until :meth:`StagedStore.commit`.
 
-Stage 2 of drop detection must deliver an hour's alerts *before* the state that says "this hour is
-closed" can become durable, or a crash in between would lose them. Faust writes a table value to
-its changelog as soon as it is assigned, so the drop wiring computes against this overlay, delivers
-the outputs, and only then commits the overlay into the table (or discards it after a failure).
+The drop stage (:mod:`streams.worker.drops.stage`) must deliver an hour's alerts *before* the state
+that says "this hour is closed" can become durable, or a crash in between would lose them. Faust writes
+a table value to its changelog as soon as it is assigned, so the stage computes against this overlay,
+delivers the outputs, and only then commits the overlay into the table (or discards it after a failure).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ tail of hour 1, hour 2 and their sum (an oracle that knows the true rate). Noise
 50% drop realise as a 25% one; such a case (evidence ≳ 1e-4) cannot be caught within 2 h by any
 detector that does not page on ordinary noise, so :func:`misses` lists every miss with its evidence.
 
-Run ``python -m tests.unit.engagement.drop_eval`` for the table (about 10 s).
+Run ``python -m tests.unit.engagement.drops.evaluation`` for the table (about 10 s).
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ from streams.partitioning import partition_for
 from streams.sinks.backoff import Backoff
 from streams.sinks.base import MemorySink, SinkBatch
 from streams.worker.changelog import Record
-from streams.worker.drop_wiring import DropStage
+from streams.worker.drops.stage import DropStage
+from streams.worker.drops.table import hours_progress_key
 from streams.worker.sink_retry import SinkWriter
-from streams.worker.stage2_state import hours_meta_key
 from tests.drop_streams import counts, messages, routed
 
 P = 4
@@ -135,7 +135,7 @@ def test_alerts_go_to_the_topic_the_sink_the_metrics_and_alertmanager() -> None:
     # the state went to the table: every processed message synced it
     assert 0 < port.syncs <= len(items)
     assert all(isinstance(k, bytes) for k in s.table)
-    assert {hours_meta_key(q, P).encode() for q in range(P)} <= set(s.table)
+    assert {hours_progress_key(q, P).encode() for q in range(P)} <= set(s.table)
     # ... and every write reached the changelog: a recovery rebuilds exactly this table
     assert port.recovered(P) == s.table
     assert sample(s, "engage_changelog_writes_total") == len(port.changelog)

@@ -1,4 +1,4 @@
-"""Per-account hourly partials, repartitioned by account for drop detection (stage 2).
+"""The input of drop detection's stage 2: per-account hourly partials, repartitioned by account.
 
 Engagement state is partitioned by actor, so no worker sees an account's whole traffic. At every
 flush each stream partition publishes, keyed by ``account_id``, what it saw of each account per

@@ -1,29 +1,21 @@
-"""Stage 2 of drop detection (pure): replays, hour closing, silences, gaps, late partials, restarts."""
+"""The drop processor (stage 2, pure): replays, hour closing, silences, gaps, late partials, restarts."""
 
 from __future__ import annotations
 
 import random
 from typing import Any
 
-import orjson
 import pytest
 
-from streams.engagement.drop_state import decode_state
 from streams.engagement.drops import DropRule
-from streams.engagement.model import HOUR_MS, AccountMinute, Alert, Outputs, Transition
-from streams.partitioning import partition_for
-from streams.worker.account_hours import account_hour_records
-from streams.worker.stage2 import AccountHoursProcessor
-from streams.worker.stage2_state import (
-    AccountHours,
-    HoursMeta,
+from streams.engagement.drops.state import decode_state
+from streams.engagement.model import HOUR_MS, Alert
+from streams.worker.drops.processor import AccountHoursProcessor
+from streams.worker.drops.store import StagedStore
+from streams.worker.drops.table import (
     decode_account,
-    encode_account,
-    hours_meta_key,
 )
-from streams.worker.staged import StagedStore
-from tests.drop_streams import MONDAY_MS, counts, hour_ms, key, messages, reference
-from tests.unit.engagement.test_records import _accepts
+from tests.drop_streams import counts, hour_ms, key, messages, reference
 
 RULE = DropRule()
 H0 = hour_ms(0)
@@ -88,14 +80,14 @@ def test_an_hour_closes_only_when_every_source_is_past_it() -> None:
     proc.handle(partials("acme", 2, 0, [[H0, 5, 0]]))  # still in time
     handled = proc.handle(heartbeat(2, H0 + HOUR_MS))
     assert handled.closed_hours == 1
-    assert proc.meta().closed_through == H0
+    assert proc.progress().closed_through == H0
     view = proc.detector.view("acme")
     assert view is not None and view.last_hour_ms == H0 and view.engaged_followers == 2
     assert decode_account(store["acme"])[0].pending == {}
     # the next hour needs every source past it again; the slowest one decides
     assert proc.handle(heartbeat(0, H0 + 5 * HOUR_MS, [H0 + HOUR_MS])).closed_hours == 0
     assert proc.handle(heartbeat(2, H0 + 3 * HOUR_MS)).closed_hours == 1  # source 1 is at +2h
-    assert proc.meta().closed_through == H0 + HOUR_MS
+    assert proc.progress().closed_through == H0 + HOUR_MS
 
 
 def test_without_waiting_for_all_sources_a_silent_partition_does_not_hold_hours() -> None:
@@ -108,14 +100,14 @@ def test_without_waiting_for_all_sources_a_silent_partition_does_not_hold_hours(
     assert handled.late == 1
     aux, _ = decode_account(store["acme"])
     assert aux.pending == {H0 + HOUR_MS: [3, 0]} and aux.engaged == 1
-    assert proc.meta().late_partials == 1
+    assert proc.progress().late_partials == 1
     # partials alone do not make a source "heard from"; its first heartbeat does, and from then on
     # it holds hours back like every other one
     assert proc.handle(heartbeat(0, H0 + 3 * HOUR_MS, [H0 + HOUR_MS])).closed_hours == 2
     assert proc.handle(heartbeat(1, H0 + 3 * HOUR_MS)).closed_hours == 0
     assert proc.handle(heartbeat(0, H0 + 6 * HOUR_MS, [H0 + 3 * HOUR_MS])).closed_hours == 0
     assert proc.handle(heartbeat(1, H0 + 4 * HOUR_MS)).closed_hours == 1
-    assert proc.meta().closed_through == H0 + 3 * HOUR_MS
+    assert proc.progress().closed_through == H0 + 3 * HOUR_MS
 
 
 def test_silent_accounts_get_zeros_and_hours_nobody_saw_are_gaps() -> None:
@@ -131,7 +123,7 @@ def test_silent_accounts_get_zeros_and_hours_nobody_saw_are_gaps() -> None:
         ("quiet", "silence", "resolved", hour_ms(hours + 2)),
     ]
     assert sorted(alerts, key=key) == reference(hourly)
-    assert proc.meta().closed_through == hour_ms(hours + 2)
+    assert proc.progress().closed_through == hour_ms(hours + 2)
     view = proc.detector.view("loud")
     assert view is not None and view.last_hour_ms == hour_ms(hours + 2)
 
@@ -231,14 +223,14 @@ def test_crashes_before_or_during_the_state_write_replay_into_the_same_alerts(se
         if handled.closed_hours and rng.random() < 0.3:
             crashes += 1
             writes = list(staged._writes.items())
-            meta_last = sorted(writes, key=lambda kv: kv[0] == proc.meta_key)
-            for k, v in meta_last[: rng.randrange(len(meta_last) + 1)]:
+            progress_last = sorted(writes, key=lambda kv: kv[0] == proc.progress_key)
+            for k, v in progress_last[: rng.randrange(len(progress_last) + 1)]:
                 if v is None:
                     durable.pop(k, None)
                 else:
                     durable[k] = v
             continue  # the message is consumed again
-        staged.commit(last=proc.meta_key)
+        staged.commit(last=proc.progress_key)
         if rng.random() < 0.1:  # a crash after the state write, before the offset commit
             replayed = AccountHoursProcessor(RULE, durable, 0, 3).handle(msgs[i])
             assert replayed.alerts == [] and replayed.closed_hours == 0
@@ -248,68 +240,3 @@ def test_crashes_before_or_during_the_state_write_replay_into_the_same_alerts(se
     unique = {a.alert_id: a for a in delivered}
     assert sorted(unique.values(), key=key) == sorted({a.alert_id: a for a in expected}.values(), key=key)
     assert len(unique) == len(expected)
-
-
-# --- state encoding --------------------------------------------------------------------------------
-
-
-def test_account_value_and_meta_round_trip() -> None:
-    aux = AccountHours(pending={H0: [3, -1], H0 + HOUR_MS: [0, 2]}, engaged=7, applied={0: ("e1", 9)})
-    raw = encode_account(aux, b"detector-bytes")
-    assert decode_account(raw) == (aux, b"detector-bytes")
-    assert decode_account(None) == (AccountHours(), b"")
-    assert len(encode_account(AccountHours(), b"")) == 5  # header and "{}"
-    meta = HoursMeta(heartbeats={0: 5, 3: 7}, closed_through=H0, active={H0 + HOUR_MS}, late_partials=2)
-    assert HoursMeta.decode(meta.encode()) == meta
-    for partitions in (1, 4, 8, 12):
-        for q in range(partitions):
-            assert partition_for(hours_meta_key(q, partitions).encode(), partitions) == q
-
-
-def test_heartbeats_name_the_hours_a_flush_saw_any_event_in() -> None:
-    minute = H0 + 5 * HOUR_MS + 60_000
-    outputs = Outputs(
-        transitions=[Transition("acme", "fan", "engaged", H0 + 30, 3, "x")],
-        account_minutes=[
-            AccountMinute("acme", "x", minute, likes=2),  # likes only: active, no partial
-            AccountMinute("acme", "x", H0 + 60_000, comments=1, substantive=1),
-            AccountMinute("acme", "x", H0 + 9 * HOUR_MS, lapsed=1),  # a lapse is not an event
-        ],
-    )
-    records, beat = account_hour_records(
-        outputs, partition=2, epoch="e", seq=4, watermark_ms=MONDAY_MS * 2, lateness_ms=10
-    )
-    assert beat is not None
-    assert orjson.loads(beat)["active_hours"] == [H0, H0 + 5 * HOUR_MS]
-    assert orjson.loads(beat)["complete_before_ms"] == MONDAY_MS * 2 - 10
-    assert [orjson.loads(v)["hours"] for _, v in records] == [[[H0, 1, 1]]]
-    for doc in [beat, *(v for _, v in records)]:
-        assert _accepts("account_hours", orjson.loads(doc))  # schemas/events/account_hours.v1.json
-    # and so does the simulated stage 1 the other tests use
-    assert all(_accepts("account_hours", m) for m in messages(counts({"a": 5.0}, 3, seed=1), 2, seed=2))
-
-
-def test_staged_store_commits_in_order_with_the_named_key_last() -> None:
-    order: list[str] = []
-
-    class Recording(dict[str, bytes]):
-        def __setitem__(self, k: str, v: bytes) -> None:
-            order.append(k)
-            super().__setitem__(k, v)
-
-    base = Recording(x=b"1", gone=b"2")
-    staged = StagedStore(base)
-    staged["meta"] = b"m"
-    staged["x"] = b"10"
-    del staged["gone"]
-    staged["new"] = b"n"
-    assert dict(staged) == {"x": b"10", "meta": b"m", "new": b"n"} and "gone" not in staged
-    assert base == {"x": b"1", "gone": b"2"}
-    order.clear()
-    assert staged.commit(last="meta") == 4
-    assert order == ["x", "new", "meta"] and base == {"x": b"10", "meta": b"m", "new": b"n"}
-    staged["x"] = b"lost"
-    staged.discard()
-    assert base["x"] == b"10" and staged["x"] == b"10"
-    with pytest.raises(KeyError):
-        del staged["gone"]

@@ -1,4 +1,4 @@
-"""What stage 2 of drop detection keeps in its table (``drop-state``), and the byte encodings.
+"""What the drop processor keeps in its table (``drop-state``), and the byte encodings.
 
 One value per account, keyed by ``account_id`` (so it shares a changelog partition with the
 account's records on ``engagement.account-hours``)::
@@ -11,9 +11,9 @@ partition the last applied flush ``(epoch, seq)`` for replay deduplication. Keep
 value makes "hour folded into the detector" and "hour removed from the pending list" one changelog
 write, so a crash can never apply an hour twice or lose it between the two.
 
-One meta value per stage-2 partition (:func:`hours_meta_key`): the heartbeats heard from each source
-partition, the last closed hour, the hours known to have had events anywhere, and a count of late
-partials.
+One progress record per stage-2 partition (:class:`HoursProgress`, key :func:`hours_progress_key`):
+the heartbeats heard from each source partition, the last closed hour, the hours known to have had
+events anywhere, and a count of late partials.
 """
 
 from __future__ import annotations
@@ -27,16 +27,17 @@ import orjson
 
 from streams.partitioning import key_on_partition
 
-# Account ids never start with NUL (see streams.worker.meta), so no collision with accounts.
-HOURS_META_PREFIX: Final = "\x00drops/"
+# Account ids never start with NUL (see streams.worker.progress), so no collision with accounts.
+HOURS_PROGRESS_PREFIX: Final = "\x00drops/"
 _VERSION: Final = 1
 _HEADER: Final = struct.Struct("<BH")
 
 
 @cache
-def hours_meta_key(partition: int, partitions: int) -> str:
-    """A key the default partitioner sends to ``partition``: the meta shares that changelog partition."""
-    return key_on_partition(f"{HOURS_META_PREFIX}{partition}/", partition, partitions)
+def hours_progress_key(partition: int, partitions: int) -> str:
+    """A key the default partitioner sends to ``partition``, so the progress record shares its changelog
+    partition."""
+    return key_on_partition(f"{HOURS_PROGRESS_PREFIX}{partition}/", partition, partitions)
 
 
 def is_internal_key(key: str) -> bool:
@@ -96,7 +97,7 @@ def decode_account(raw: bytes | None) -> tuple[AccountHours, bytes]:
 
 
 @dataclass
-class HoursMeta:
+class HoursProgress:
     """Per stage-2 partition: what the source partitions have promised, and how far hours are closed."""
 
     heartbeats: dict[int, int] = field(default_factory=dict)  # source partition -> complete_before_ms
@@ -115,7 +116,7 @@ class HoursMeta:
         )
 
     @classmethod
-    def decode(cls, raw: bytes | None) -> HoursMeta:
+    def decode(cls, raw: bytes | None) -> HoursProgress:
         if not raw:
             return cls()
         data = orjson.loads(raw)

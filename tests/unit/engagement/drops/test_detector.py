@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.engagement import drops
-from streams.engagement.drop_state import HEADER_BYTES, AccountState, decode_state, encode_state
 from streams.engagement.drops import DropDetector, DropRule, step
+from streams.engagement.drops import rule as drop_rule
+from streams.engagement.drops.state import HEADER_BYTES, AccountState, decode_state, encode_state
 from streams.engagement.model import HOUR_MS, Alert
 from streams.settings import Settings
-from tests.unit.engagement import drop_eval
-from tests.unit.engagement.drop_eval import MONDAY_MS, Profile
+from tests.unit.engagement.drops import evaluation
+from tests.unit.engagement.drops.evaluation import MONDAY_MS, Profile
 
 WEEK = 168
 # Peak 100/h at 14:00 UTC, 10% of it at 02:00, weekends at 30%: strong daily and weekly seasonality.
@@ -183,7 +183,7 @@ def test_close_hour_feeds_zeros_to_silent_accounts_and_skip_hour_is_a_gap() -> N
 def test_one_account_cut_in_a_noisy_stream_gives_exactly_one_open_and_one_resolve() -> None:
     """What the integration replay checks end to end, here on the detector alone (Poisson noise)."""
     rng = random.Random(7)
-    profiles = {f"acct-{i}": drop_eval.random_profile(rng, peak) for i, peak in enumerate((60, 200, 1000))}
+    profiles = {f"acct-{i}": evaluation.random_profile(rng, peak) for i, peak in enumerate((60, 200, 1000))}
     cut = PEAK_TUESDAY + WEEK  # week 5
     detector = DropDetector(DropRule())
     alerts: list[Alert] = []
@@ -191,7 +191,7 @@ def test_one_account_cut_in_a_noisy_stream_gives_exactly_one_open_and_one_resolv
         hour_ms = MONDAY_MS + hour * HOUR_MS
         for account, profile in profiles.items():
             rate = profile.rate(hour) * (0.1 if account == "acct-1" and 0 <= hour - cut < 6 else 1)
-            if count := drop_eval.poisson(rng, rate):
+            if count := evaluation.poisson(rng, rate):
                 alerts += detector.observe(account, hour_ms, count)
         alerts += detector.close_hour(hour_ms)
     assert [(a.account_id, a.state) for a in alerts] == [("acct-1", "opened"), ("acct-1", "resolved")]
@@ -286,20 +286,20 @@ def test_encoding_round_trips_and_does_not_change_decisions(counts: list[int | N
 
 @pytest.mark.parametrize(
     ("dispersion", "min_recall", "min_precision"),
-    [(0.0, 0.96, 0.985), (drop_eval.DISPERSION, 0.925, 0.96)],
+    [(0.0, 0.96, 0.985), (evaluation.DISPERSION, 0.925, 0.96)],
     ids=["poisson", "overdispersed"],
 )
 def test_labelled_benchmark(dispersion: float, min_recall: float, min_precision: float) -> None:
-    """Precision/recall on the synthetic labelled set (run ``-s`` or see drop_eval for the table)."""
+    """Precision/recall on the synthetic labelled set (run ``-s`` or see evaluation for the table)."""
     rule = DropRule()
-    accounts = drop_eval.build(dispersion=dispersion)
-    report = drop_eval.evaluate(accounts, drop_eval.run(accounts, rule), rule, dispersion)
-    drop_eval.table(report)
-    drop_eval.misses(report)
+    accounts = evaluation.build(dispersion=dispersion)
+    report = evaluation.evaluate(accounts, evaluation.run(accounts, rule), rule, dispersion)
+    evaluation.table(report)
+    evaluation.misses(report)
 
     eligible = [o for o in report.outcomes if o.eligible]
     assert sum(o.caught_2h for o in eligible) / len(eligible) >= min_recall
-    assert drop_eval.precision(report) >= min_precision
+    assert evaluation.precision(report) >= min_precision
     # Silences and deep drops (≥ 80%) on accounts at ≥ 40/h: the clear cases are all caught within 2 h.
     clear = [
         o
@@ -321,12 +321,12 @@ def test_oracle_evidence_is_the_lower_tail_of_the_generator_noise() -> None:
         return sum(math.exp(-lam) * lam**i / math.factorial(i) for i in range(k + 1))
 
     for k, lam in ((0, 2.0), (10, 20.0), (20, 20.0), (35, 56.3)):
-        assert drop_eval.lower_tail(k, lam, 0.0) == pytest.approx(poisson_cdf(k, lam), rel=1e-9)
+        assert evaluation.lower_tail(k, lam, 0.0) == pytest.approx(poisson_cdf(k, lam), rel=1e-9)
     # Gamma-Poisson with shape 1 is geometric: P(X ≤ k) = 1 − (λ/(1+λ))^(k+1).
-    assert drop_eval.lower_tail(3, 4.0, 1.0) == pytest.approx(1 - 0.8**4, rel=1e-9)
+    assert evaluation.lower_tail(3, 4.0, 1.0) == pytest.approx(1 - 0.8**4, rel=1e-9)
     # A fatter lower tail than Poisson at the same mean, and no overflow at large volumes.
-    assert drop_eval.lower_tail(10, 20.0, 5.0) > drop_eval.lower_tail(10, 20.0, 0.0)
-    assert drop_eval.lower_tail(30, 10_000.0, 0.0) < 1e-300
+    assert evaluation.lower_tail(10, 20.0, 5.0) > evaluation.lower_tail(10, 20.0, 0.0)
+    assert evaluation.lower_tail(30, 10_000.0, 0.0) < 1e-300
 
 
 @given(
@@ -349,4 +349,4 @@ def test_a_day_total_is_the_sum_of_its_known_hours_or_none(
         return None if None in known else sum(v for v in known if v is not None)
 
     for day in range(first // 24 - 1, state.last_hour // 24 + 2):
-        assert drops._day_total(state, day) == by_hour(day)
+        assert drop_rule._day_total(state, day) == by_hour(day)

@@ -1,8 +1,8 @@
-"""Stage 2 of drop detection: per-account hourly partials in, completed hours into the detector.
+"""The drop processor (stage 2): per-account hourly partials in, completed hours into the detector.
 
-No Faust here (the agent is :mod:`streams.worker.drop_wiring`). One :class:`AccountHoursProcessor`
+Pure: no Faust, no I/O (:mod:`streams.worker.drops.stage` drives it). One :class:`AccountHoursProcessor`
 per partition *q* of ``engagement.account-hours`` consumes what the stream partitions publish at each
-flush (see :mod:`streams.worker.account_hours`):
+flush (see :mod:`streams.worker.drops.hours`):
 
 - **partials**, keyed by account: ``hours = [[hour_ms, substantive, engaged_delta], ...]`` from
   source partition *p*'s flush ``(epoch, seq)``. They are added to the account's pending hours. A
@@ -50,23 +50,23 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Final
 
-from streams.engagement.drop_state import AccountState, as_stored, decode_state, encode_state
 from streams.engagement.drops import DropDetector, DropRule
+from streams.engagement.drops.state import AccountState, as_stored, decode_state, encode_state
 from streams.engagement.model import HOUR_MS, Alert
-from streams.worker.stage2_state import (
+from streams.worker.drops.table import (
     AccountHours,
-    HoursMeta,
+    HoursProgress,
     decode_account,
     encode_account,
-    hours_meta_key,
+    hours_progress_key,
     is_internal_key,
 )
 
 log = logging.getLogger(__name__)
 
-# Decoded accounts kept in memory per partition between records (~3.5 kB each with the detector's four-week
-# ring: ~35 MB per partition); beyond this many, the least recently loaded are dropped and decoded again
-# when needed (each closed hour then decodes every account, as without a cache).
+# Decoded accounts kept in memory per partition between records, so the cache's memory is bounded (what a
+# decoded account weighs: README, "Engagement-drop alerts"); beyond this many, the least recently loaded are
+# dropped and decoded again when needed (each closed hour then decodes every account, as without a cache).
 CACHE_MAX_ACCOUNTS: Final = 10_000
 
 
@@ -94,16 +94,16 @@ class _Account:
 class AccountHoursProcessor:
     """Stage 2 for one partition ``partition`` of the account-hours topic.
 
-    ``store`` holds this partition's keys only (accounts and the meta key), as bytes; all state lives
+    ``store`` holds this partition's keys only (accounts and the progress key), as bytes; all state lives
     there, so a processor rebuilt on the same store continues exactly where the last one stopped.
 
-    **Cache.** The processor keeps the decoded meta, the partition's account keys and up to
-    ``cache_max_accounts`` decoded accounts in memory between records, and writes to ``store`` only
-    the values a record changed, each encoded once, when the record is done (the meta last). So the
-    store always holds the state after the last record handled; in exchange the processor must be the
-    only writer of its partition's keys while it lives, and :meth:`reset` (or a new processor) is
-    needed whenever ``store`` changes behind it (a write discarded after a failed delivery, a
-    partition recovered from its changelog). A record that raises resets it.
+    **Cache.** The processor keeps the decoded progress record, the partition's account keys and up
+    to ``cache_max_accounts`` decoded accounts in memory between records, and writes to ``store`` only
+    the values a record changed, each encoded once, when the record is done (the progress record
+    last). So the store always holds the state after the last record handled; in exchange the
+    processor must be the only writer of its partition's keys while it lives, and :meth:`reset` (or a
+    new processor) is needed whenever ``store`` changes behind it (a write discarded after a failed
+    delivery, a partition recovered from its changelog). A record that raises resets it.
     """
 
     def __init__(
@@ -121,7 +121,7 @@ class AccountHoursProcessor:
         self.partitions = partitions
         self.wait_for_all_sources = wait_for_all_sources
         self.cache_max_accounts = cache_max_accounts
-        self.meta_key = hours_meta_key(partition, partitions)
+        self.progress_key = hours_progress_key(partition, partitions)
         self.detector: DropDetector = _CachedDetector(rule, self)
         self.reset()
 
@@ -130,15 +130,15 @@ class AccountHoursProcessor:
         self._cache: dict[str, _Account] = {}
         # accounts changed by the current record, in write order, and what to write (None: delete)
         self._dirty: dict[str, _Account | None] = {}
-        self._meta_changed = False
+        self._progress_changed = False
         # every account key of the partition, in the store's order (the detector visits them in it)
         self._keys: dict[str, None] = dict.fromkeys(k for k in self.store if not is_internal_key(k))
-        self._meta_raw = self.store.get(self.meta_key)
-        self._meta = HoursMeta.decode(self._meta_raw)
+        self._progress_raw = self.store.get(self.progress_key)
+        self._progress = HoursProgress.decode(self._progress_raw)
 
-    def meta(self) -> HoursMeta:
-        """The partition's meta as of the last record (the processor's own copy: read, don't change)."""
-        return self._meta
+    def progress(self) -> HoursProgress:
+        """The partition's progress record after the last record (the processor's own copy: read only)."""
+        return self._progress
 
     def handle(self, record: Mapping[str, Any]) -> Handled:
         try:
@@ -177,14 +177,14 @@ class AccountHoursProcessor:
         self._dirty[account] = None
 
     def _write_back(self) -> None:
-        """The record is done: its changed accounts into ``store``, then the meta if it changed."""
+        """The record is done: its changed accounts into ``store``, then the progress record if it changed."""
         self._write_accounts()
-        if self._meta_changed:
-            self._meta_changed = False
-            encoded = self._meta.encode()
-            if encoded != self._meta_raw:  # a repeated heartbeat changes nothing
-                self.store[self.meta_key] = encoded
-                self._meta_raw = encoded
+        if self._progress_changed:
+            self._progress_changed = False
+            encoded = self._progress.encode()
+            if encoded != self._progress_raw:  # a repeated heartbeat changes nothing
+                self.store[self.progress_key] = encoded
+                self._progress_raw = encoded
         if len(self._cache) > self.cache_max_accounts:
             self._spill()
 
@@ -223,7 +223,7 @@ class AccountHoursProcessor:
         if applied is not None and applied[0] == epoch and seq <= applied[1]:
             return Handled(duplicate=True)
         aux.applied[source] = (epoch, seq)
-        closed = self._meta.closed_through
+        closed = self._progress.closed_through
         late = 0
         for hour, substantive, engaged_delta in record["hours"]:
             if closed is not None and hour <= closed:
@@ -235,8 +235,8 @@ class AccountHoursProcessor:
             slot[1] += engaged_delta
         self._touch(account, found)
         if late:
-            self._meta.late_partials += late
-            self._meta_changed = True
+            self._progress.late_partials += late
+            self._progress_changed = True
             log.warning(
                 "account-hours partition %d: %d late partial hour(s) of %s from source partition %d "
                 "(hours already closed through %d); substantive counts dropped",
@@ -252,48 +252,49 @@ class AccountHoursProcessor:
 
     def _heartbeat(self, record: Mapping[str, Any]) -> Handled:
         source, complete_before = int(record["source_partition"]), int(record["complete_before_ms"])
-        meta = self._meta
-        self._meta_changed = True
-        meta.heartbeats[source] = max(meta.heartbeats.get(source, complete_before), complete_before)
+        progress = self._progress
+        self._progress_changed = True
+        progress.heartbeats[source] = max(progress.heartbeats.get(source, complete_before), complete_before)
         for hour in record.get("active_hours", ()):
-            if meta.closed_through is None or hour > meta.closed_through:
-                meta.active.add(int(hour))
+            if progress.closed_through is None or hour > progress.closed_through:
+                progress.active.add(int(hour))
         handled = Handled()
-        last = self._last_closable(meta)
+        last = self._last_closable(progress)
         if last is not None:
-            handled.alerts, handled.closed_hours = self._close_through(meta, last)
+            handled.alerts, handled.closed_hours = self._close_through(progress, last)
         return handled
 
     def waiting_for(self) -> list[int]:
         """Source partitions not heard from yet (what holds hours back under ``wait_for_all_sources``)."""
-        heard = self._meta.heartbeats
+        heard = self._progress.heartbeats
         return [p for p in range(self.partitions) if p not in heard]
 
-    def _last_closable(self, meta: HoursMeta) -> int | None:
-        if self.wait_for_all_sources and any(p not in meta.heartbeats for p in range(self.partitions)):
+    def _last_closable(self, progress: HoursProgress) -> int | None:
+        if self.wait_for_all_sources and any(p not in progress.heartbeats for p in range(self.partitions)):
             return None
-        if not meta.heartbeats:
+        if not progress.heartbeats:
             return None
-        complete_before = min(meta.heartbeats.values())
+        complete_before = min(progress.heartbeats.values())
         return complete_before - complete_before % HOUR_MS - HOUR_MS
 
-    def _close_through(self, meta: HoursMeta, last: int) -> tuple[list[Alert], int]:
+    def _close_through(self, progress: HoursProgress, last: int) -> tuple[list[Alert], int]:
         """Close every hour up to ``last`` (inclusive) that is not closed yet."""
-        if meta.closed_through is not None and meta.closed_through + HOUR_MS > last:
+        if progress.closed_through is not None and progress.closed_through + HOUR_MS > last:
             # Nothing to close: most heartbeats (one per source partition per flush) end here, before
-            # the scan of every account's pending hours (that scan was 6% of the worker's time).
+            # the scan of every account's pending hours, which would otherwise run once per heartbeat
+            # (what it cost: README, "What made the worker what it is").
             return [], 0
         pending = self._pending_by_hour(last)
-        if meta.closed_through is not None:
-            first = meta.closed_through + HOUR_MS
+        if progress.closed_through is not None:
+            first = progress.closed_through + HOUR_MS
         else:
-            starts = meta.active | pending.keys()
+            starts = progress.active | pending.keys()
             if not starts:
                 return [], 0
             first = min(starts)
         if first > last:
             return [], 0
-        with_data = meta.active | {h for h, accounts in pending.items() if any(s for _, s in accounts)}
+        with_data = progress.active | {h for h, accounts in pending.items() if any(s for _, s in accounts)}
         alerts: list[Alert] = []
         hour = first
         while hour <= last:
@@ -310,8 +311,8 @@ class AccountHoursProcessor:
                 alerts += self.detector.skip_hour(end)
             hour = end + HOUR_MS
         closed = (last - first) // HOUR_MS + 1
-        meta.closed_through = last
-        meta.active = {h for h in meta.active if h > last}
+        progress.closed_through = last
+        progress.active = {h for h in progress.active if h > last}
         return alerts, closed
 
     def _pending_by_hour(self, last: int) -> dict[int, list[tuple[str, int]]]:

@@ -61,7 +61,7 @@ def admin_client(
         ) from exc
 
 
-#: The worker's Faust tables (``streams.worker.stage.TABLE_NAME``, ``streams.worker.drop_wiring.TABLE_NAME``).
+#: The worker's Faust tables (``TABLE_NAME`` of ``streams.worker.stage`` and ``streams.worker.drops.stage``).
 TABLES = ("engagement-state", "drop-state")
 
 
@@ -74,7 +74,6 @@ def changelog_topics(settings: Settings) -> tuple[str, ...]:
     return tuple(changelog_topic(settings, table) for table in TABLES)
 
 
-#: The worker's Faust tables (``streams.worker.stage.TABLE_NAME``, ``streams.worker.drop_wiring.TABLE_NAME``).
 def replication(settings: Settings) -> int:
     if settings.topic_replication is not None:
         return settings.topic_replication

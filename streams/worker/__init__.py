@@ -9,7 +9,7 @@
   its writes waiting for the changelog; ``flags`` — the ``engagement.flags`` record.
 - ``sink_retry`` — the one ClickHouse retry loop of both stages; ``lease`` — the write lease that fences
   a worker the group may have replaced.
-- ``drops`` — drop detection, stage 2 (on ``engagement.account-hours``); ``drop_wiring`` — its Faust agent.
+- ``drops`` — drop detection, stage 2 (on ``engagement.account-hours``); its Faust agent is in the adapter.
 - ``faust_adapter`` — Faust behind one edge: the only package here that imports faust, mode or aiokafka,
   with every private internal it touches listed.
 """

@@ -26,7 +26,7 @@ from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.sinks.base import Sink
 from streams.worker import faust_adapter
-from streams.worker.drop_wiring import register_stage2
+from streams.worker.drops.stage import DropStage
 from streams.worker.faust_adapter import agents, group_lease
 from streams.worker.faust_adapter.app import create_app
 from streams.worker.faust_adapter.stop_deadline import BoundedStopWorker
@@ -39,7 +39,7 @@ class Topology:
 
     app: Any
     engagement: EngagementStage
-    drops: Any
+    drops: DropStage
 
 
 def build(settings: Settings, bootstrap: str, sink: Sink, metrics: Metrics, **overrides: Any) -> Topology:
@@ -49,7 +49,7 @@ def build(settings: Settings, bootstrap: str, sink: Sink, metrics: Metrics, **ov
     faust_adapter.install(app, settings, bootstrap, engagement.lease)
     engagement.request_rejoin = lambda: group_lease.request_rejoin(app)
     agents.register_engagement(app, settings, engagement)
-    drops = register_stage2(app, settings, engagement)  # drop detection on engagement.account-hours
+    drops = agents.register_drops(app, settings, engagement)  # drop detection on engagement.account-hours
     return Topology(app, engagement, drops)
 
 

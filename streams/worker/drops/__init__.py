@@ -31,6 +31,7 @@ Modules:
   :class:`~.stage.AlertPort` and :class:`~.stage.StageHost` protocols it is wired through.
 
 No Faust in this package. The edges: the Faust agent, table and producer port are
-:mod:`streams.worker.drop_wiring`; the Alertmanager client is :mod:`streams.alerting`; ClickHouse is
-reached through the worker's :class:`~streams.worker.sink_retry.SinkWriter`.
+:func:`streams.worker.faust_adapter.agents.register_drops`; the Alertmanager client is
+:mod:`streams.alerting`; ClickHouse is reached through the worker's
+:class:`~streams.worker.sink_retry.SinkWriter`.
 """

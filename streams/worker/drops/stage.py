@@ -1,6 +1,7 @@
 """The drop stage: one ``engagement.account-hours`` message in, its alerts delivered, then its state
-put in the ``drop-state`` table. Faust-free: the Faust agent around it is :mod:`streams.worker.drop_wiring`,
-which hands it an :class:`AlertPort` and a :class:`StageHost`; tests drive :meth:`DropStage.process`.
+put in the ``drop-state`` table. Faust-free: the Faust agent around it is
+:func:`streams.worker.faust_adapter.agents.register_drops`, which hands it an :class:`AlertPort` and a
+:class:`StageHost`; tests drive :meth:`DropStage.process`.
 
 Per message: decode → :class:`~streams.worker.drops.processor.AccountHoursProcessor` (pure, against a
 :class:`~streams.worker.drops.store.StagedStore` over the ``drop-state`` table) → outputs → state → ack.
@@ -62,6 +63,9 @@ from streams.worker.sink_retry import SinkWriter
 
 log = logging.getLogger(__name__)
 
+#: The state table of stage 2 (a Faust table; changelog ``<prefix><group>-drop-state-changelog``).
+TABLE_NAME = "drop-state"
+
 PartitionStore = Callable[[Any, int], MutableMapping[bytes, bytes]]
 
 
@@ -83,7 +87,7 @@ class AlertPort(Protocol):
 
 
 class StageHost(Protocol):
-    """What :func:`~streams.worker.drop_wiring.register_stage2` uses of the worker it runs in
+    """What :func:`~streams.worker.faust_adapter.agents.register_drops` uses of the worker it runs in
     (:class:`streams.worker.stage.EngagementStage`): its metrics, sink writer and write lease, and a way
     to ask the consumer group for a new generation. Declared here so that the wiring imports neither
     stage 1 nor the composition root that registers both stages.

@@ -1,4 +1,5 @@
-"""The worker's Faust agents, timers and rebalance signals: thin wiring around the Faust-free stages.
+"""The worker's Faust agents, timers and rebalance signals: thin wiring around the Faust-free stages
+(:func:`register_engagement`: stage 1, :func:`register_drops`: stage 2, drop detection).
 
 Why ``noack_take`` and explicit acks: Faust's ``take()`` acknowledges a batch in a ``finally`` as soon
 as the loop body returns, so offsets could be committed before the ClickHouse write. With ``noack_take``
@@ -11,16 +12,20 @@ is paid once per few hundred events.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import faust
 from faust.types import TP
 
+from streams.errors import WriteFenced
 from streams.settings import Settings
+from streams.worker.drops.stage import TABLE_NAME as DROPS_TABLE
+from streams.worker.drops.stage import DropStage, StageHost
 from streams.worker.faust_adapter.app import commit_acknowledged
 from streams.worker.faust_adapter.lag import update_lag
-from streams.worker.faust_adapter.outputs import FaustOutputs
+from streams.worker.faust_adapter.outputs import FaustAlertPort, FaustOutputs
 from streams.worker.faust_adapter.rebalance import current_generation
 from streams.worker.faust_adapter.rocksdb import partition_store
 from streams.worker.stage import TABLE_NAME, EngagementStage, Message
@@ -29,6 +34,13 @@ log = logging.getLogger(__name__)
 
 #: Envelopes per ``noack_take`` batch of the engagement agent.
 TAKE_MAX = 200
+
+
+def _table(app: faust.App, settings: Settings, name: str) -> Any:
+    """A state table partitioned like the topics, raw bytes in and out (the stages encode their values)."""
+    return app.Table(
+        name, partitions=settings.topic_partitions, use_partitioner=True, key_type=bytes, value_type=bytes
+    )
 
 
 def register_engagement(app: faust.App, settings: Settings, stage: EngagementStage) -> None:
@@ -101,3 +113,59 @@ def register_engagement(app: faust.App, settings: Settings, stage: EngagementSta
         stage.lease.readmitted()
         async with stage.lock:
             stage.adopt({tp.partition for tp in assigned if tp.topic in interactions})
+
+
+def register_drops(app: faust.App, settings: Settings, host: StageHost) -> DropStage:
+    """Add the ``drop-state`` table and the ``drops`` agent (stage 2, drop detection) to ``app``.
+
+    The stage it drives, the order of its writes, acknowledgements and commits, and why a replay is
+    harmless are :mod:`streams.worker.drops.stage`; ``host`` is the worker's stage 1, whose sink writer
+    and write lease stage 2 shares.
+    """
+    topic_name = settings.topics.account_hours
+    topic = app.topic(topic_name, key_type=bytes, value_type=bytes)
+    table = _table(app, settings, DROPS_TABLE)
+    port = FaustAlertPort(app, settings.topics.alerts, table.changelog_topic.get_topic_name())
+    stage = DropStage.from_settings(settings, host.metrics, host.writer, table, port, partition_store)
+    busy = asyncio.Lock()
+
+    @app.agent(topic, name="drops", concurrency=1)
+    async def drops(stream: Any) -> None:
+        # Not the table but its local store (it exists once the app runs): the changelog records are
+        # sent by sync() in record batches, not one by one by Faust's table.
+        stage.table = table.data
+        async for events in stream.noack_take(100, within=0.2):
+            async with busy:
+                done = []
+                try:
+                    for event in current_generation(app, events):
+                        await stage.process(event.message.partition, event.value)
+                        done.append(event)
+                except WriteFenced as exc:
+                    # The rest stays unacknowledged and is read again from the committed offsets.
+                    log.warning("account-hours: batch cut short, rest unacknowledged: %s", exc)
+                    if host.lease.lapsed:
+                        stage.abandon()
+                        host.request_rejoin()
+                        continue
+                await stage.sync()
+                for event in done:
+                    event.ack()
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
+        # As in stage 1 (streams.worker.faust_adapter.agents): a batch in progress finishes its writes
+        # before the partitions go, and an alert insert waiting for ClickHouse gives up at once.
+        host.lease.revoking = True
+        async with busy:
+            stage.forget({tp.partition for tp in revoked if tp.topic == topic_name})
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def on_recovered(app_: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        # Sent once the assigned partitions' tables are recovered, before their streams resume.
+        async with busy:
+            stage.table = table.data
+            stage.assigned({tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic_name})
+
+    return stage

@@ -83,3 +83,23 @@ class FaustOutputs:
 
     async def sync_state(self, partition: int) -> None:
         await send_records(self._producer(), self._changelog_topic, self._changelog.take(partition))
+
+
+class FaustAlertPort:
+    """:class:`~streams.worker.drops.stage.AlertPort` over Faust's producer: alerts, and the ``drop-state``
+    changelog in record batches."""
+
+    def __init__(self, app: faust.App, topic: str, changelog_topic: str) -> None:
+        self._app = app
+        self._topic = topic
+        self._changelog_topic = changelog_topic
+
+    async def send_alerts(self, records: list[tuple[bytes, bytes]]) -> None:
+        producer = self._app.producer
+        futures = [await producer.send(self._topic, key, value, None, None, None) for key, value in records]
+        await asyncio.gather(*futures)
+
+    async def sync_state(self, records: list[Record]) -> None:
+        # the aiokafka producer under Faust's, as FaustOutputs uses it (no public accessor)
+        producer = self._app.producer._ensure_producer()  # type: ignore[attr-defined]
+        await send_records(producer, self._changelog_topic, records)

@@ -4,7 +4,7 @@ Scheduled with ``loop.call_later`` rather than as a Faust timer, because Faust s
 after table recovery: a worker reading a long changelog would look dead. A callback on the loop runs
 from the first iteration, and stops exactly when the loop stops running callbacks.
 
-What it reads from Faust (written against faust-streaming 0.11, guarded by
+What it reads from Faust (written against faust-streaming 0.11, checked again on 0.15.3, guarded by
 ``tests/integration/worker/test_health.py``): ``app.assignor.assigned_actives()`` for the partitions
 owned, and the table recovery's ``completed`` event with ``app.in_recovery`` for "recovered".
 """

@@ -6,6 +6,9 @@ batch* + 1 (measured: 10 records produced in one batch → end offset 1), so Fau
 and a restarted worker would silently lose state. Fetch replies carry the true high-water mark, so we
 read one fetch per partition and use that. On a real Kafka both agree, so this costs one short-lived
 consumer per rebalance and changes nothing else.
+
+Replaces Faust's ``Consumer.highwaters`` (faust-streaming 0.15.3); guarded by
+``tests/integration/worker/test_fast_recovery.py``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
-"""``engage_consumer_lag_messages`` from what the Faust consumer knows (private internals: see the
-package docstring)."""
+"""``engage_consumer_lag_messages`` from what the Faust consumer knows.
+
+Reads ``Consumer._committed_offset`` and ``TableManager.recovery`` (faust-streaming 0.15.3); guarded by
+``tests/unit/worker/test_worker_app.py``.
+"""
 
 from __future__ import annotations
 

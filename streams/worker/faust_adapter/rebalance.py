@@ -1,4 +1,8 @@
-"""What the worker's agents need to get through a consumer-group rebalance without a stale batch."""
+"""What the worker's agents need to get through a consumer-group rebalance without a stale batch.
+
+Reads ``app.consumer_generation_id`` and each message's ``generation_id`` (faust-streaming 0.15.3);
+guarded by ``tests/unit/worker/test_worker_app.py``.
+"""
 
 from __future__ import annotations
 

@@ -11,9 +11,11 @@ the same run, alternating: for each round, ``base`` and ``head`` (the working tr
 The order alternates between rounds (base first, then head first, …) so a drift in the host's speed
 does not favour one side; the number of rounds is even, since the run that goes first in a round was
 measured faster by itself (2026-12-07: by 25–30% in both measures, whichever tree it was). The verdict
-is the geometric mean of the per-round ratios head ÷ base, each taken within one round. Each side runs from its own tree (a ``git worktree`` of ``base`` in a temporary
-directory, put first on ``PYTHONPATH``) with this interpreter and its installed dependencies. Prints and
-writes ``bench/results/ab.md`` (and ``.json``): every run, the medians and head ÷ base.
+is the geometric mean of the per-round ratios head ÷ base, each taken within one round.
+
+Each side runs from its own tree (a ``git worktree`` of ``base`` in a temporary directory, put first on
+``PYTHONPATH``) with this interpreter and its installed dependencies. Prints and writes
+``bench/results/ab.md`` (and ``.json``): every run, the medians and the ratios.
 """
 
 from __future__ import annotations

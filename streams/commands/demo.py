@@ -16,7 +16,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,9 @@ from streams.settings import Settings, parse_duration_ms
 log = logging.getLogger(__name__)
 
 DEMO_WINDOW = "2d"  # followers engage and lapse within a couple of minutes at ×3600
+#: How far ahead of the wall clock the demo's ingest accepts events: ten years of event time, ten wall
+#: days at the default ×3600.
+DEMO_FUTURE_SKEW = "3650d"
 # Wall seconds of pipeline delay the allowed lateness must cover. Outputs become final that much
 # behind the newest event; a worker lagging more than this dead-letters events as late (×3600: 10 h).
 PIPELINE_SLACK_S = 10.0
@@ -127,6 +130,23 @@ def demo_durations(
     return window_ms, note, lateness_ms
 
 
+def demo_overrides(env: Mapping[str, str], window_ms: int, lateness_ms: int) -> dict[str, str]:
+    """The settings the demo gives its worker and ingest, where the environment does not set them."""
+    overrides = {"ENGAGE_WINDOW": f"{window_ms}ms", "ENGAGE_ALLOWED_LATENESS": f"{lateness_ms}ms"}
+    # The demo's generic sender is the simulator itself: it posts the X and Meta events their routes
+    # cannot express (in those platforms' namespaces) and signs no timestamp. Trust it, unless told.
+    for name in ("ENGAGE_WEBHOOK_TRUSTED_SOURCES", "ENGAGE_WEBHOOK_UNTIMED_SOURCES"):
+        if name not in env:
+            overrides[name] = "generic"
+    # Its event clock starts at most LEAD_DAYS back and runs --time-scale times faster than the wall
+    # clock (an hour a second by default), so after a few minutes every event it sends is dated ahead of
+    # now: with the product's far-future check (15 min by default) the demo's own ingest dead-lettered
+    # all of them as "future" from minute 6 on. The check stays for real traffic.
+    if "ENGAGE_INGEST_MAX_FUTURE_SKEW" not in env:
+        overrides["ENGAGE_INGEST_MAX_FUTURE_SKEW"] = DEMO_FUTURE_SKEW
+    return overrides
+
+
 def webhook_secrets(settings: Settings) -> tuple[dict[str, str], bool]:
     """The configured secrets, or fresh random ones for this run (``True``: generated)."""
     if settings.webhook_secrets:
@@ -149,14 +169,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         env, settings, args.window, args.lateness, args.time_scale
     )
     keys, generated = webhook_secrets(settings)
-    overrides = {"ENGAGE_WINDOW": f"{window_ms}ms", "ENGAGE_ALLOWED_LATENESS": f"{lateness_ms}ms"}
+    overrides = demo_overrides(env, window_ms, lateness_ms)
     if generated:
         overrides["ENGAGE_WEBHOOK_SECRETS"] = ",".join(f"{k}={v}" for k, v in keys.items())
-    # The demo's generic sender is the simulator itself: it posts the X and Meta events their routes
-    # cannot express (in those platforms' namespaces) and signs no timestamp. Trust it, unless told.
-    for name in ("ENGAGE_WEBHOOK_TRUSTED_SOURCES", "ENGAGE_WEBHOOK_UNTIMED_SOURCES"):
-        if name not in env:
-            overrides[name] = "generic"
 
     record = RunRecord.load(settings.data_dir)
     start_ms = next_start_ms(record.last_event_ms, time.time_ns() // 1_000_000)

@@ -6,10 +6,11 @@ import os
 import socket
 from pathlib import Path
 
+import orjson
 import pytest
 
 from streams.cli import build_parser
-from streams.commands.demo import demo_durations, webhook_secrets
+from streams.commands.demo import demo_durations, demo_overrides, webhook_secrets
 from streams.demo.generator import GeneratorConfig, TrafficGenerator
 from streams.demo.orchestrator import child_env, cpu_seconds, port_or_free
 from streams.demo.runs import DAY_MS, LEAD_DAYS, RunRecord, midnight, next_start_ms
@@ -103,3 +104,36 @@ def test_followers_per_account_follow_popularity() -> None:
 def test_demo_is_a_command() -> None:
     args = build_parser().parse_args(["demo", "--duration", "5", "--plain", "--rate", "500"])
     assert args.duration == 5 and args.plain and args.rate == 500 and args.time_scale == 3600
+
+
+def test_the_demos_ingest_accepts_the_demos_event_clock_ahead_of_the_wall() -> None:
+    """At ×3600 from LEAD_DAYS back, the demo's events are dated ahead of now after ~6 minutes; with the
+    product's 15-minute far-future check its own ingest dead-lettered them all as "future"."""
+    from tests.unit.ingest.conftest import Harness
+    from tests.webhooks import signature_headers
+
+    overrides = demo_overrides({}, 172_800_000, 3_600_000)
+    demo = Settings.from_env(overrides)
+    ahead_ms = (LEAD_DAYS + 40) * 86_400_000  # an hour's run of event time, at the default scale
+    assert demo.ingest_max_future_skew_ms > ahead_ms
+    assert Settings.from_env({}).ingest_max_future_skew_ms < ahead_ms  # the product's check is untouched
+    assert (
+        demo_overrides({"ENGAGE_INGEST_MAX_FUTURE_SKEW": "1h"}, 1, 1).get("ENGAGE_INGEST_MAX_FUTURE_SKEW")
+        is None
+    )  # a value in the environment wins
+
+    for skew, accepted in ((demo.ingest_max_future_skew_ms, 1), (Settings().ingest_max_future_skew_ms, 0)):
+        harness = Harness(ingest_max_future_skew_ms=skew)
+        event = {
+            "event_id": "crm:1",
+            "platform": "linkedin",
+            "type": "comment",
+            "account_id": "brand-1",
+            "actor_id": "u-1",
+            "post_id": "p-1",
+            "occurred_at": harness.now + ahead_ms,
+            "text": "well said, thank you",
+        }
+        body = orjson.dumps(event)
+        reply = harness.deliver("generic", signature_headers("generic", body), body)
+        assert orjson.loads(reply.body)["accepted"] == accepted, (skew, reply.body)

@@ -290,6 +290,13 @@ class Settings:
     sink_max_backoff_ms: int = setting(
         "ENGAGE_SINK_MAX_BACKOFF", parse_duration_ms, "30s", "Longest pause between ClickHouse retries."
     )
+    sink_timeout_ms: int = setting(
+        "ENGAGE_SINK_TIMEOUT",
+        parse_duration_ms,
+        "30s",
+        "How long a worker waits for ClickHouse to answer one request (an insert, a migration) before it "
+        "counts ClickHouse unavailable and retries the batch.",
+    )
     worker_metrics_port: int = setting(
         "ENGAGE_WORKER_METRICS_PORT", int, "9108", "Port of the worker's /metrics (0: pick a free one)."
     )

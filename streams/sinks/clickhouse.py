@@ -72,11 +72,14 @@ def server_dsn(dsn: str) -> str:
     return urlunparse(parsed._replace(path="", query=query))
 
 
-def connect(dsn: str) -> Any:
+def connect(dsn: str, *, timeout_s: float | None = None) -> Any:
     """A clickhouse-connect client for ``dsn`` (no database selected). Raises driver exceptions.
 
     ``http(s)://`` DSNs are mapped by :func:`streams.sinks.clickhouse_dsn.client_kwargs` (the scheme decides
-    TLS, whatever the port); ``chdb://`` goes to clickhouse-connect as it is.
+    TLS, whatever the port); ``chdb://`` goes to clickhouse-connect as it is. ``timeout_s`` bounds how long
+    any one request of the client (its start-up queries included) waits for the server's answer, unless the
+    DSN sets ``send_receive_timeout`` itself; None keeps clickhouse-connect's default (300 s), which suits
+    an operator's report better than a worker's insert.
     """
     import clickhouse_connect
 
@@ -86,7 +89,10 @@ def connect(dsn: str) -> Any:
     warning = cleartext_warning(dsn)
     if warning:
         log.warning(warning)
-    return clickhouse_connect.get_client(**client_kwargs(dsn))
+    kwargs = client_kwargs(dsn)
+    if timeout_s is not None:
+        kwargs.setdefault("send_receive_timeout", max(1, round(timeout_s)))
+    return clickhouse_connect.get_client(**kwargs)
 
 
 #: What an insert into the cluster schema's ``Distributed`` tables needs for effectively-once writes, set on
@@ -225,6 +231,7 @@ class ClickHouseSink:
             migrate=settings.migrate_on_start if migrate is None else migrate,
             ttl_days=ttl_days(settings),
             cluster=settings.clickhouse_cluster or None,
+            timeout_s=settings.sink_timeout_ms / 1000,
         )
 
     @classmethod
@@ -237,12 +244,18 @@ class ClickHouseSink:
         migrate: bool = False,
         ttl_days: int | None = None,
         cluster: str | None = None,
+        timeout_s: float | None = None,
     ) -> ClickHouseSink:
-        """A writer for ``dsn``; connects (and migrates, if asked) on first use."""
+        """A writer for ``dsn``; connects (and migrates, if asked) on first use.
+
+        ``timeout_s`` bounds each request (see :func:`connect`): an insert that hangs must end as
+        :class:`SinkUnavailable` and be retried, or the retry loop (which a revocation interrupts) would sit
+        behind one request for clickhouse-connect's 300 s, and the next owner's first write behind it.
+        """
         database = database_of(dsn)
         server_dsn(dsn)  # validates the scheme now rather than at the first write
         return cls(
-            lambda: connect(dsn),
+            lambda: connect(dsn, timeout_s=timeout_s),
             database,
             metrics,
             score_half_life_ms=score_half_life_ms,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import socket
+import threading
+import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -286,6 +288,48 @@ def test_an_unreachable_server_is_retryable(metrics: Metrics) -> None:
         with pytest.raises(SinkUnavailable, match="Connection refused") as info:
             sink.write(batch)
         assert "s3cr3t-pw" not in str(info.value)
+
+
+def test_a_server_that_never_answers_is_retryable_within_the_sink_timeout(metrics: Metrics) -> None:
+    """A ClickHouse that takes the request and never answers (a hung server, a black-holed load balancer)
+    is unavailable after ENGAGE_SINK_TIMEOUT, not after clickhouse-connect's 300 s: the worker's retry loop
+    and the next owner's first write must not sit behind it. No ClickHouse server runs here: the other end
+    is a real loopback listener that accepts the connection, reads the request and says nothing."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def swallow() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            held.append(conn)  # kept open, never answered
+
+    thread = threading.Thread(target=swallow, daemon=True)
+    thread.start()
+    dsn = f"http://default:s3cr3t-pw@127.0.0.1:{port}/engagement"
+    settings = Settings.from_env({"CLICKHOUSE_DSN": dsn, "ENGAGE_SINK_TIMEOUT": "1s"})
+    sink = ClickHouseSink.from_settings(settings, metrics)
+    batch = SinkBatch("t", account_minutes=[AccountMinute("acme", "x", MONTH_BOUNDARY_MS, likes=1)])
+    try:
+        started = time.monotonic()
+        with pytest.raises(SinkUnavailable) as info:
+            sink.write(batch)
+        waited = time.monotonic() - started
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        listener.close()
+    assert held, "the client never reached the listener"
+    # clickhouse-connect retries a read timeout on an idempotent request at most once more: ~2 x 1 s.
+    assert waited < 20, f"the hung request held the write for {waited:.0f}s"
+    assert "s3cr3t-pw" not in str(info.value)
 
 
 def test_a_chdb_dsn_creates_and_migrates_the_database_on_first_write(

@@ -2,7 +2,8 @@
 
 Each line is one schedule: its seed (re-run it alone with ``--seed SEED --schedules 1``), the faults
 injected, transitions expected / missing / extra, flags on ``engagement.flags`` missing / extra (and
-the identical re-emits consumers dedupe), aggregate and score rows wrong, dead letters. Exit status 1
+the identical re-emits consumers dedupe), aggregate and score rows wrong, drop alerts expected / missing /
+extra (in ClickHouse or on ``engagement.alerts``), dead letters. Exit status 1
 if any schedule was not exact.
 """
 
@@ -20,7 +21,8 @@ from tests.chaos.schedule import generate
 
 HEADER = (
     f"{'seed':>8} {'store':7} {'faults':>6} {'kinds':38} {'expect':>6} {'miss':>4} {'extra':>5} "
-    f"{'flag-':>5} {'flag+':>5} {'reemit':>6} {'acct!':>5} {'post!':>5} {'score!':>6} {'dlq':>3} "
+    f"{'flag-':>5} {'flag+':>5} {'reemit':>6} {'acct!':>5} {'post!':>5} {'score!':>6} "
+    f"{'alerts':>6} {'al-':>3} {'al+':>3} {'dlq':>3} "
     f"{'secs':>5}  verdict"
 )
 
@@ -32,6 +34,7 @@ def line(r: Result) -> str:
         f"{r.schedule.seed:>8} {r.schedule.store.split(':')[0]:7} {r.faults:>6} {kinds:38} "
         f"{r.expected_transitions:>6} {r.missing:>4} {r.extra:>5} {r.flags_missing:>5} {r.flags_extra:>5} "
         f"{r.reemits:>6} {r.account_rows_wrong:>5} {r.post_rows_wrong:>5} {r.scores_wrong:>6} "
+        f"{r.expected_alerts:>6} {r.alerts_missing:>3} {r.alerts_extra:>3} "
         f"{r.dead_letters:>3} {r.seconds:>5.0f}  {verdict}"
     )
 
@@ -65,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{sum(r.expected_transitions for r in results)} transitions expected, "
         f"{sum(r.missing for r in results)} missing, {sum(r.extra for r in results)} extra, "
         f"{sum(r.account_rows_wrong + r.post_rows_wrong for r in results)} aggregate rows wrong, "
-        f"{sum(r.scores_wrong for r in results)} score rows wrong; {len(bad)} schedule(s) not exact "
+        f"{sum(r.scores_wrong for r in results)} score rows wrong, "
+        f"{sum(r.expected_alerts for r in results)} drop alerts expected, "
+        f"{sum(r.alerts_missing for r in results)} missing, {sum(r.alerts_extra for r in results)} extra; "
+        f"{len(bad)} schedule(s) not exact "
         f"{[r.schedule.seed for r in bad]}; {time.monotonic() - started:.0f} s",
         flush=True,
     )

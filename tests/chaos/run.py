@@ -15,6 +15,8 @@ account and post aggregates, the follower scores, and the dead letters (there mu
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import math
 import os
 import random
 import shutil
@@ -34,10 +36,10 @@ from streams.events import Interaction
 from streams.producer import KafkaEventPublisher
 from streams.runtime import create_topics
 from streams.settings import Settings
-from tests.chaos.expected import ACCOUNT_COLUMNS, POST_COLUMNS, Expected, expected
+from tests.chaos.expected import ACCOUNT_COLUMNS, ALERT_FIELDS, POST_COLUMNS, Alert, Expected, expected
 from tests.chaos.schedule import TRAFFIC_S, Schedule
 from tests.integration.worker.harness import WorkerEnv, WorkerProcess, caught_up, read_topic, wait_for
-from tests.scenarios import DAY, scenario, sentinels
+from tests.scenarios import DAY, HOUR, scenario, sentinels
 
 PARTITIONS = 4
 MAX_WORKERS = 3
@@ -111,6 +113,9 @@ class Result:
     account_rows_wrong: int = 0
     post_rows_wrong: int = 0
     scores_wrong: int = 0
+    expected_alerts: int = 0
+    alerts_missing: int = 0  # drop alerts, in ClickHouse or on engagement.alerts
+    alerts_extra: int = 0
     dead_letters: int = 0
     seconds: float = 0.0
     error: str = ""
@@ -126,6 +131,8 @@ class Result:
             self.account_rows_wrong,
             self.post_rows_wrong,
             self.scores_wrong,
+            self.alerts_missing,
+            self.alerts_extra,
             self.dead_letters,
         )
         return not self.error and not any(wrong)
@@ -135,9 +142,55 @@ class Result:
         return sum(self.injected.values())
 
 
+# Drop detection needs an account with a week of history (the warm-up) and hours whose baseline clears
+# ENGAGE_DROP_MIN_BASELINE: one account with a steady hourly rate, its substantive comments silenced
+# for a few hours and cut for a few more in its second week, set to a minimum the rate clears.
+DROP_ACCOUNT = "acc-steady"
+DROP_RATE = 12  # substantive comments an hour
+DROP_MIN_BASELINE = "4"
+
+
 def stream(seed: int) -> list[Interaction]:
-    """About 2,300 events of 60 followers and 5 accounts over 6 days of event time (W = 1 day)."""
-    return scenario(seed)
+    """About 2,300 events of 60 followers and 5 accounts over 6 days of event time (W = 1 day), merged
+    with about 3,000 of one steady account over the 3 days before and the same 6 days."""
+    followers = scenario(seed)
+    start = min(e.occurred_at_ms for e in followers) // HOUR - 3 * 24
+    return list(heapq.merge(followers, steady_account(seed, start, 9 * 24), key=lambda e: e.occurred_at_ms))
+
+
+def steady_account(seed: int, first_hour: int, hours: int) -> list[Interaction]:
+    """``DROP_RATE`` substantive comments an hour (Poisson) from 2,000 fans, and a few one-word ones; in
+    the second week two hours without a substantive one (a silence) and, later, three at a fifth of the
+    rate (a drop). Which alerts that makes is for the detector to say (:func:`tests.chaos.expected`)."""
+    rng = random.Random(seed * 31 + 7)
+    silent = range(8 * 24 + 1, 8 * 24 + 3)
+    cut = range(8 * 24 + 9, 8 * 24 + 12)
+    out = []
+    for hour in range(hours):
+        rate = 0.0 if hour in silent else DROP_RATE * (0.2 if hour in cut else 1.0)
+        substantive = _poisson(rng, rate)
+        for n in range(substantive + rng.randrange(3)):
+            out.append(
+                Interaction(
+                    f"steady-{seed}-{hour}-{n}",
+                    "comment",
+                    "generic",
+                    DROP_ACCOUNT,
+                    f"fan{rng.randrange(2000)}",
+                    f"post{hour // 24}",
+                    "really love this" if n < substantive else "nice",
+                    (first_hour + hour) * HOUR + rng.randrange(HOUR),
+                )
+            )
+    return sorted(out, key=lambda e: e.occurred_at_ms)
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    limit, k, p = math.exp(-lam), 0, rng.random()
+    while p > limit:
+        p *= rng.random()
+        k += 1
+    return k
 
 
 class Run:
@@ -154,6 +207,7 @@ class Run:
                 "CLICKHOUSE_DSN": cluster.dsn(self.database),
                 "ENGAGE_MIGRATE_ON_START": "false",
                 "ENGAGE_SINK_MAX_BACKOFF": "1s",
+                "ENGAGE_DROP_MIN_BASELINE": DROP_MIN_BASELINE,
                 "ENGAGE_STATE_STORE": schedule.store,
             },
         )
@@ -249,6 +303,7 @@ class Run:
         later = sentinels(PARTITIONS, max(e.occurred_at_ms for e in events) + 3 * DAY)
         want = expected(events + later, self.settings)
         result.expected_transitions = len(want.transitions)
+        result.expected_alerts = len(want.alerts)
         self.start_worker()
         # The schedule's clock starts once the first worker owns every partition: faults at its
         # start-up would otherwise hit a process that has not joined the group yet.
@@ -279,7 +334,7 @@ class Run:
                 break
             time.sleep(2)
         time.sleep(3)  # anything extra (a duplicate or a wrong row) has time to show up too
-        _compare_topics(self, _compare(self, want, result), result)
+        _compare_topics(self, want, _compare(self, want, result), result)
 
     def cleanup_faults(self) -> None:
         self.cluster.clickhouse("up")
@@ -369,6 +424,10 @@ def _compare(run: Run, want: Expected, result: Result) -> set[str]:
         scores = client.query(
             "SELECT account_id, actor_id, score, toUnixTimestamp64Milli(as_of) FROM follower_scores FINAL"
         ).result_rows
+        alerts = client.query(
+            "SELECT alert_id, account_id, kind, state, toUnixTimestamp64Milli(at), observed, baseline, "
+            "toUnixTimestamp64Milli(opened_at) FROM engagement_alerts FINAL"
+        ).result_rows
     finally:
         client.close()
     by_id: dict[str, tuple[Any, ...]] = {}
@@ -410,12 +469,28 @@ def _compare(run: Run, want: Expected, result: Result) -> set[str]:
             if wrong <= 3:
                 result.details.append(f"score {key}: expected {a}, got {b}")
     result.scores_wrong = wrong
+    _compare_alerts(want, alerts, result)
     return set(by_id)
 
 
-def _compare_topics(run: Run, stored_ids: set[str], result: Result) -> None:
-    """The flags topic carries every stored transition (re-emits of one id are identical), and the
-    dead-letter topic nothing."""
+def _compare_alerts(want: Expected, rows: list[tuple[Any, ...]], result: Result) -> None:
+    by_id: dict[str, tuple[Any, ...]] = {}
+    for alert_id, account, kind, state, at, observed, baseline, opened_at in rows:
+        content = (account, kind, state, int(at), float(observed), float(baseline), int(opened_at))
+        if by_id.setdefault(alert_id, content) != content:
+            result.alerts_extra += 1
+            result.details.append(f"alert {alert_id} stored twice with different content")
+    got = set(by_id.values())
+    missing, extra = want.alerts - got, got - want.alerts
+    result.alerts_missing += len(missing)
+    result.alerts_extra += len(extra)
+    result.details += [f"missing alert {a}" for a in sorted(missing)[:3]]
+    result.details += [f"extra alert {a}" for a in sorted(extra)[:3]]
+
+
+def _compare_topics(run: Run, want: Expected, stored_ids: set[str], result: Result) -> None:
+    """The flags topic carries every stored transition (re-emits of one id are identical), the alerts
+    topic every expected alert, and the dead-letter topic nothing."""
     settings = run.settings
     flags = read_topic(settings.kafka_bootstrap_servers, settings.topics.flags, 3)
     seen: dict[str, dict[str, Any]] = {}
@@ -427,6 +502,17 @@ def _compare_topics(run: Run, stored_ids: set[str], result: Result) -> None:
     result.reemits = len(flags) - len(seen)
     result.flags_missing = len(stored_ids - seen.keys())
     result.flags_extra += len(seen.keys() - stored_ids)
+    # engagement.alerts: every expected alert, each alert_id's records identical (re-emits), nothing else
+    on_topic: dict[str, Alert] = {}
+    for record in read_topic(settings.kafka_bootstrap_servers, settings.topics.alerts, 3):
+        content = tuple(record[k] for k in ALERT_FIELDS)
+        if on_topic.setdefault(record["alert_id"], content) != content:
+            result.alerts_extra += 1
+            result.details.append(f"alert {record['alert_id']} re-emitted with different content")
+    published = set(on_topic.values())
+    result.alerts_missing += len(want.alerts - published)
+    result.alerts_extra += len(published - want.alerts)
+    result.details += [f"alert not on the topic: {a}" for a in sorted(want.alerts - published)[:3]]
     result.dead_letters = len(read_topic(settings.kafka_bootstrap_servers, settings.topics.dlq, 2))
 
 

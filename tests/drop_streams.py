@@ -38,14 +38,14 @@ def counts(
         for account, rate in accounts.items():
             if cut is not None and cut[0] == account and cut[1] <= hour <= cut[2]:
                 rate *= cut[3]
-            n = _poisson(rng, rate)
+            n = poisson(rng, rate)
             if n:
                 row[account] = n
         out.append(row)
     return out
 
 
-def _poisson(rng: random.Random, lam: float) -> int:
+def poisson(rng: random.Random, lam: float) -> int:
     # normal approximation is plenty for a test stream; exact for small rates
     if lam > 50:
         return max(0, round(rng.gauss(lam, lam**0.5)))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-import math
 import os
 import random
 import shutil
@@ -38,6 +37,7 @@ from streams.runtime import create_topics
 from streams.settings import Settings
 from tests.chaos.expected import ACCOUNT_COLUMNS, ALERT_FIELDS, POST_COLUMNS, Alert, Expected, expected
 from tests.chaos.schedule import TRAFFIC_S, Schedule
+from tests.drop_streams import poisson
 from tests.integration.worker.harness import WorkerEnv, WorkerProcess, caught_up, read_topic, wait_for
 from tests.scenarios import DAY, HOUR, scenario, sentinels
 
@@ -168,7 +168,7 @@ def steady_account(seed: int, first_hour: int, hours: int) -> list[Interaction]:
     out = []
     for hour in range(hours):
         rate = 0.0 if hour in silent else DROP_RATE * (0.2 if hour in cut else 1.0)
-        substantive = _poisson(rng, rate)
+        substantive = poisson(rng, rate)
         for n in range(substantive + rng.randrange(3)):
             out.append(
                 Interaction(
@@ -183,14 +183,6 @@ def steady_account(seed: int, first_hour: int, hours: int) -> list[Interaction]:
                 )
             )
     return sorted(out, key=lambda e: e.occurred_at_ms)
-
-
-def _poisson(rng: random.Random, lam: float) -> int:
-    limit, k, p = math.exp(-lam), 0, rng.random()
-    while p > limit:
-        p *= rng.random()
-        k += 1
-    return k
 
 
 class Run:

@@ -287,6 +287,13 @@ class Settings:
     commit_interval_ms: int = setting(
         "ENGAGE_COMMIT_INTERVAL", parse_duration_ms, "1s", "How often a worker flushes state and commits."
     )
+    fetch_max_wait_ms: int = setting(
+        "ENGAGE_FETCH_MAX_WAIT",
+        parse_duration_ms,
+        "100ms",
+        "The longest a worker's fetch waits at the broker for data that is not there yet (Kafka's "
+        "`fetch.max.wait.ms`). The demo sets a longer one on the embedded broker (README, Soak).",
+    )
     sink_max_backoff_ms: int = setting(
         "ENGAGE_SINK_MAX_BACKOFF", parse_duration_ms, "30s", "Longest pause between ClickHouse retries."
     )

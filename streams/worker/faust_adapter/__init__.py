@@ -51,7 +51,6 @@ import faust
 from streams.settings import Settings
 from streams.worker.faust_adapter import fast_recovery, group_lease, highwater, recovery_gate
 from streams.worker.faust_adapter.app import (
-    FETCH_MAX_WAIT_MS,
     SESSION_TIMEOUT_S,
     shorten_fetch_wait,
     start_from_changelog,
@@ -68,7 +67,7 @@ def install(app: faust.App, settings: Settings, bootstrap: str, lease: Lease) ->
     lease.limit_s = SESSION_TIMEOUT_S * LEASE_FRACTION
     group_lease.install(lease)
     highwater.install(app.consumer, bootstrap, settings.kafka_security)
-    shorten_fetch_wait(app.consumer, FETCH_MAX_WAIT_MS)
+    shorten_fetch_wait(app.consumer, settings.fetch_max_wait_ms)
     # changelogs read by a plain consumer, not record by record
     fast_recovery.install(app, bootstrap, settings.kafka_security)
     recovery_gate.install(app)  # a backlog delivered while Faust finishes recovery is not dropped

@@ -20,8 +20,6 @@ from streams.worker.faust_adapter.rocksdb import is_rocksdb_url
 log = logging.getLogger(__name__)
 
 SESSION_TIMEOUT_S = 10.0
-# The longest a fetch waits for data that is not there yet (Faust's own setting is 1500 ms).
-FETCH_MAX_WAIT_MS = 100
 
 
 def create_app(settings: Settings, bootstrap: str, **overrides: Any) -> faust.App:
@@ -103,13 +101,16 @@ async def commit_acknowledged(app: faust.App) -> None:
 def shorten_fetch_wait(consumer: Any, max_wait_ms: int) -> None:
     """Have Faust build its aiokafka consumer with ``fetch_max_wait_ms=max_wait_ms`` (it hard-codes 1500).
 
-    aiokafka sends one fetch at a time per broker, for the partitions that have nothing buffered. When
-    those have reached the end of their log, the broker holds the fetch for the whole wait, and the
-    partitions that do have data, whose buffers were consumed meanwhile, wait behind it: with 1.5 s the
-    agent sat idle for up to a second at a time near the end of a backlog. The embedded Tansu broker also
-    holds a parked fetch when new data arrives (Kafka answers at once), so with 1.5 s a live message could
-    wait most of that for its consumer (figures in the README: Tansu quirk handled).
-    The price is an idle consumer's empty fetch every ``max_wait_ms``.
+    ``max_wait_ms`` is ``ENGAGE_FETCH_MAX_WAIT`` (100 ms by default). aiokafka sends one fetch at a time
+    per broker, for the partitions that have nothing buffered. When those have reached the end of their
+    log, the broker holds the fetch for the whole wait, and the partitions that do have data, whose
+    buffers were consumed meanwhile, wait behind it: with 1.5 s the agent sat idle for up to a second at
+    a time near the end of a backlog. The embedded Tansu broker also holds a fetch that found data (Kafka
+    answers at once): for the whole wait below 500 ms, for half of it above, so with 1.5 s a live message
+    could wait most of that for its consumer (figures in the README: Tansu quirk handled).
+    The price is a fetch every ``max_wait_ms``; on the embedded broker each one that finds data lists
+    every record batch the partition has ever stored, which is why the demo, left running for long, sets
+    a longer wait (``streams.commands.demo``).
     """
     thread = consumer._thread  # Faust's AIOKafkaConsumerThread; no public hook for consumer settings
     create = thread._create_worker_consumer

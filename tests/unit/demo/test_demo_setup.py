@@ -137,3 +137,14 @@ def test_the_demos_ingest_accepts_the_demos_event_clock_ahead_of_the_wall() -> N
         body = orjson.dumps(event)
         reply = harness.deliver("generic", signature_headers("generic", body), body)
         assert orjson.loads(reply.body)["accepted"] == accepted, (skew, reply.body)
+
+
+def test_on_the_embedded_broker_the_demos_worker_fetches_less_often_unless_told() -> None:
+    """Tansu lists every batch a partition ever stored on each fetch that finds data (README, Soak): the
+    demo's worker waits longer per fetch. Not on a configured Kafka, and never over the environment."""
+    product = Settings.from_env({})
+    embedded = Settings.from_env(demo_overrides({}, 172_800_000, 3_600_000))
+    assert embedded.fetch_max_wait_ms > product.fetch_max_wait_ms
+    assert "ENGAGE_FETCH_MAX_WAIT" not in demo_overrides({}, 172_800_000, 3_600_000, embedded_kafka=False)
+    told = demo_overrides({"ENGAGE_FETCH_MAX_WAIT": "50ms"}, 172_800_000, 3_600_000)
+    assert "ENGAGE_FETCH_MAX_WAIT" not in told

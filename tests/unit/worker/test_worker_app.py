@@ -16,7 +16,6 @@ from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.sinks.base import MemorySink
 from streams.worker import flush, topology
-from streams.worker.faust_adapter.app import FETCH_MAX_WAIT_MS
 from streams.worker.faust_adapter.lag import update_lag
 from streams.worker.faust_adapter.rebalance import current_generation
 from streams.worker.stage import EngagementStage
@@ -30,16 +29,19 @@ def _app(settings: Settings) -> Any:
     return topology.build(settings, "localhost:1", MemorySink(), Metrics.create(CollectorRegistry())).app
 
 
-def test_the_worker_consumer_is_built_with_the_short_fetch_wait(tmp_path: Path) -> None:
-    async def build() -> tuple[int, int]:
-        app = _app(_settings(tmp_path))
+def test_the_worker_consumer_is_built_with_the_configured_fetch_wait(tmp_path: Path) -> None:
+    async def build(settings: Settings) -> tuple[int, int]:
+        app = _app(settings)
         ours = app.consumer._thread._create_worker_consumer(app.transport)  # what start() would build
         plain = faust.App("plain", broker="kafka://localhost:1", web_enabled=False)
         theirs = plain.consumer._thread._create_worker_consumer(plain.transport)
         return ours._fetch_max_wait_ms, theirs._fetch_max_wait_ms
 
-    assert asyncio.run(build()) == (FETCH_MAX_WAIT_MS, 1500)
-    assert FETCH_MAX_WAIT_MS < 1500
+    default = _settings(tmp_path)
+    assert asyncio.run(build(default)) == (default.fetch_max_wait_ms, 1500)
+    assert default.fetch_max_wait_ms == 100
+    longer = Settings.from_env({"ENGAGE_DATA_DIR": str(tmp_path), "ENGAGE_FETCH_MAX_WAIT": "500ms"})
+    assert asyncio.run(build(longer)) == (500, 1500)
 
 
 class _Runner:

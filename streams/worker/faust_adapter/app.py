@@ -101,7 +101,7 @@ async def commit_acknowledged(app: faust.App) -> None:
 def shorten_fetch_wait(consumer: Any, max_wait_ms: int) -> None:
     """Have Faust build its aiokafka consumer with ``fetch_max_wait_ms=max_wait_ms`` (it hard-codes 1500).
 
-    ``max_wait_ms`` is ``ENGAGE_FETCH_MAX_WAIT`` (100 ms by default). aiokafka sends one fetch at a time
+    ``max_wait_ms`` is ``ENGAGE_FETCH_MAX_WAIT``. aiokafka sends one fetch at a time
     per broker, for the partitions that have nothing buffered. When those have reached the end of their
     log, the broker holds the fetch for the whole wait, and the partitions that do have data, whose
     buffers were consumed meanwhile, wait behind it: with 1.5 s the agent sat idle for up to a second at

@@ -101,13 +101,13 @@ async def commit_acknowledged(app: faust.App) -> None:
 def shorten_fetch_wait(consumer: Any, max_wait_ms: int) -> None:
     """Have Faust build its aiokafka consumer with ``fetch_max_wait_ms=max_wait_ms`` (it hard-codes 1500).
 
-    ``max_wait_ms`` is ``ENGAGE_FETCH_MAX_WAIT``. aiokafka sends one fetch at a time
-    per broker, for the partitions that have nothing buffered. When those have reached the end of their
-    log, the broker holds the fetch for the whole wait, and the partitions that do have data, whose
-    buffers were consumed meanwhile, wait behind it: with 1.5 s the agent sat idle for up to a second at
-    a time near the end of a backlog. The embedded Tansu broker also holds a fetch that found data (Kafka
-    answers at once): for the whole wait below 500 ms, for half of it above, so with 1.5 s a live message
-    could wait most of that for its consumer (figures in the README: Tansu quirk handled).
+    ``max_wait_ms`` is ``ENGAGE_FETCH_MAX_WAIT``. aiokafka sends one fetch at a time per broker, for the
+    partitions that have nothing buffered. When those have reached the end of their log, the broker holds
+    the fetch for the whole wait, and the partitions that do have data, whose buffers were consumed
+    meanwhile, wait behind it: with 1.5 s the agent sat idle for up to a second at a time near the end of
+    a backlog. The embedded Tansu broker also holds a fetch that found data (Kafka answers at once): for
+    the whole wait under 250 ms, for about half of it otherwise, so with 1.5 s a live message could wait
+    much of that for its consumer (figures in the README: Tansu quirk handled).
     The price is a fetch every ``max_wait_ms``; on the embedded broker each one that finds data lists
     every record batch the partition has ever stored, which is why the demo, left running for long, sets
     a longer wait (``streams.commands.demo``).
